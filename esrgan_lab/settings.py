@@ -1,0 +1,75 @@
+"""Where the project finds things: datasets, weights cache, NIQE model, figures.
+
+Every location comes from an environment variable with a sensible default, never from a
+hard-coded path:
+
+==========================  =================================================  =========================
+variable                    meaning                                            default
+==========================  =================================================  =========================
+``ESRGAN_LAB_DATA``         folder with ``Set5/``, ``Set14/``, ``BSD68/``, ...  unset: fall back to the
+                                                                                images scikit-image ships
+``ESRGAN_LAB_WEIGHTS``      weights cache for downloaded checkpoints           ``~/.cache/esrgan-lab/weights``
+``ESRGAN_LAB_NIQE_PARAMS``  NIQE pristine model (``niqe_pris_params.npz``)     ``$ESRGAN_LAB_DATA/../reference/``
+``ESRGAN_LAB_FIGURES``      where :func:`esrgan_lab.viz.savefig` writes        ``<repo>/figures``
+==========================  =================================================  =========================
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: Root of the source checkout (the folder holding ``pyproject.toml``).
+REPO_ROOT = Path(__file__).resolve().parent.parent
+#: Small data the project owns and ships (weights, sample images).
+PACKAGE_DATA = REPO_ROOT / "data"
+
+
+def data_dir() -> Path | None:
+    """The dataset folder from ``ESRGAN_LAB_DATA``, or ``None`` when unset or missing."""
+    value = os.environ.get("ESRGAN_LAB_DATA")
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    return path if path.is_dir() else None
+
+
+def dataset_dir(name: str) -> Path | None:
+    """``$ESRGAN_LAB_DATA/<name>`` if it exists (e.g. ``"Set5"``), else ``None``."""
+    root = data_dir()
+    if root is None:
+        return None
+    path = root / name
+    return path if path.is_dir() else None
+
+
+def weights_dir() -> Path:
+    """The weights cache folder (created on demand by the downloader, not here)."""
+    value = os.environ.get("ESRGAN_LAB_WEIGHTS")
+    if value:
+        return Path(value).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "esrgan-lab" / "weights"
+
+
+def niqe_params_path() -> Path | None:
+    """The NIQE pristine-model file, or ``None`` when it cannot be found."""
+    value = os.environ.get("ESRGAN_LAB_NIQE_PARAMS")
+    candidates = [Path(value).expanduser()] if value else []
+    root = data_dir()
+    if root is not None:
+        candidates += [
+            root / "reference" / "niqe_pris_params.npz",
+            root.parent / "reference" / "niqe_pris_params.npz",
+        ]
+    for path in candidates:
+        if path.is_file():
+            return path
+    return None
+
+
+def figures_dir() -> Path:
+    """Folder that :func:`esrgan_lab.viz.savefig` writes to."""
+    value = os.environ.get("ESRGAN_LAB_FIGURES")
+    return Path(value).expanduser() if value else REPO_ROOT / "figures"
