@@ -2,6 +2,7 @@
 #   make figures [FULL=1]   run every notebook headless (papermill), regenerate figures/
 #   make test               lint + unit tests + nbval over every notebook
 #   make lab                JupyterLab on 127.0.0.1 with the project's kernel
+#   make screenshots        docs/screenshots/*.png of the widgets, from a real browser
 #   make bench              the benchmarks in benchmarks/
 PYTHON ?= python3
 VENV ?= .venv
@@ -26,7 +27,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 FULL ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv figures test lab lint format bench clean
+.PHONY: venv figures test lab screenshots lint format bench clean
 
 venv: $(STAMP)
 
@@ -37,6 +38,9 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(BIN)/python -c "import torch, esrgan_lab, papermill, nbval; print('torch', torch.__version__)"
 	touch $(STAMP)
 
+# Notebooks run headless there: esrgan_lab.widgets returns static figures (not `make lab`).
+figures test: export ESRGAN_LAB_HEADLESS := 1
+
 figures: $(STAMP)
 	$(BIN)/python tools/nbtool.py run $(if $(FULL),--full,)
 
@@ -44,10 +48,17 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env \
-		--sanitize-with tools/nbval_sanitize.cfg $(PYTEST_ARGS)
+		--nbval-sanitize-with tools/nbval_sanitize.cfg $(PYTEST_ARGS)
 
+# Live widgets and inline plots: the kernel must not inherit the Agg backend or headless mode.
 lab: $(STAMP)
-	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=$(CURDIR)/notebooks
+	env -u MPLBACKEND -u ESRGAN_LAB_HEADLESS \
+		$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=$(CURDIR)/notebooks
+
+# Runs notebook 01 and a comparison-slider notebook in headless Chromium (apt's chromium).
+screenshots: $(STAMP)
+	tools/ensure_chromium.sh >/dev/null
+	$(BIN)/python tools/lab_browser.py screenshots --out docs/screenshots
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -21,6 +21,7 @@ convention         what is counted
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -85,8 +86,8 @@ class FlopReport:
 def count_flops(model: nn.Module, input_shape: tuple[int, ...] = (1, 3, 128, 128)) -> FlopReport:
     """Count the FLOPs of ``model`` on a zero input of ``input_shape`` in every convention.
 
-    The counting runs on the meta device when possible (no memory, no compute), so it is
-    instant even for large inputs.
+    The counting runs on a copy of the model on the meta device (shapes only: no memory,
+    no compute), so it is instant even for large inputs.
 
     Args:
         model: Any module; components are named by :func:`component_of`.
@@ -114,14 +115,15 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...] = (1, 3, 128, 128
 
         return fn
 
+    if any(p.device.type != "meta" for p in model.parameters()):
+        model = copy.deepcopy(model).to("meta")
     for name, module in model.named_modules():
         if isinstance(module, (nn.Conv2d, nn.LeakyReLU, nn.BatchNorm2d)):
             handles.append(module.register_forward_hook(hook(name)))
     was_training = model.training
     model.eval()
     try:
-        device = next(model.parameters()).device
-        x = torch.zeros(input_shape, device=device)
+        x = torch.zeros(input_shape, device="meta")
         counter = FlopCounterMode(display=False)
         with torch.no_grad(), counter:
             model(x)
