@@ -1,0 +1,270 @@
+"""Benchmark :func:`esrgan_lab.infer.upscale` against the official ESRGAN ``test.py`` loop.
+
+Measured in one run, on the same random-weight RRDBNet and the same inputs:
+
+* ``reference``: the loop of the official ``test.py`` (whole image, eager fp32,
+  contiguous NCHW, ``torch.no_grad``,
+  ``model(img_LR).data.squeeze().float().cpu().clamp_(0, 1).numpy()``, then BGR uint8);
+* ``upscale``: the default path (channels_last + inference_mode on the CPU), called with
+  the raw model as a user would, so its model copy is included;
+* ``upscale contiguous``: the same engine with ``channels_last=False``;
+* ``upscale bf16``: ``dtype="bf16"`` (not the default: a precision change);
+* ``onnxruntime``: the model exported to ONNX (TorchScript exporter, dynamic H/W) and
+  run by ONNX Runtime's CPU provider (export time reported separately).
+
+Then the peak memory (``VmHWM`` of a fresh subprocess) of upscaling a large input with
+tiling, against the estimate for running it untiled.
+
+Usage::
+
+    python benchmarks/bench_upscale.py            # full model (23 blocks), 128 and 512 px
+    python benchmarks/bench_upscale.py --quick    # 2 blocks, 64 and 128 px, 500 px memory run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from esrgan_lab.infer import estimate_memory, upscale  # noqa: E402
+from esrgan_lab.rrdbnet import RRDBNet  # noqa: E402
+
+
+def make_model(num_block: int) -> RRDBNet:
+    torch.manual_seed(0)
+    return RRDBNet(num_block=num_block).eval()
+
+
+def make_image(size: int) -> np.ndarray:
+    """A smooth random BGR uint8 picture (noise upsampled bilinearly)."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    small = rng.random((max(size // 8, 2), max(size // 8, 2), 3)).astype(np.float32)
+    return np.rint(cv2.resize(small, (size, size)) * 255).astype(np.uint8)
+
+
+def reference_loop(model: torch.nn.Module, image: np.ndarray) -> np.ndarray:
+    """The official ESRGAN test.py, minus file I/O."""
+    img = image * 1.0 / 255
+    img = torch.from_numpy(np.transpose(img[:, :, [2, 1, 0]], (2, 0, 1))).float()
+    img_lr = img.unsqueeze(0)
+    with torch.no_grad():
+        output = model(img_lr).data.squeeze().float().cpu().clamp_(0, 1).numpy()
+    output = np.transpose(output[[2, 1, 0], :, :], (1, 2, 0))
+    return (output * 255.0).round().astype(np.uint8)
+
+
+def export_onnx(model: torch.nn.Module, path: Path) -> float:
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (torch.rand(1, 3, 32, 32),),
+            str(path),
+            input_names=["lq"],
+            output_names=["sr"],
+            dynamic_axes={"lq": {2: "h", 3: "w"}, "sr": {2: "H", 3: "W"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    return time.perf_counter() - t0
+
+
+def onnx_runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def run(image: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(image[:, :, ::-1].transpose(2, 0, 1))[None] / np.float32(255)
+        y = session.run(None, {"lq": x.astype(np.float32)})[0][0]
+        y = np.clip(y, 0, 1)[::-1].transpose(1, 2, 0)
+        return np.rint(y * 255).astype(np.uint8)
+
+    return run
+
+
+def best_time(fns: dict[str, Callable[[], np.ndarray]], repeat: int) -> dict[str, float]:
+    """Min wall time of each function; calls are interleaved so load changes hit all."""
+    times = {name: float("inf") for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name] = min(times[name], time.perf_counter() - t0)
+    return times
+
+
+def speed(num_block: int, sizes: list[int], repeat: int, onnx: bool) -> list[dict]:
+    model = make_model(num_block)
+    rows = []
+    run_onnx = None
+    if onnx:
+        path = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench_rrdbnet_nb{num_block}.onnx"
+        try:
+            seconds = export_onnx(model, path)
+            run_onnx = onnx_runner(path)
+            print(f"ONNX export ({num_block} blocks): {seconds:.1f} s", flush=True)
+        except Exception as exc:  # noqa: BLE001 - report and go on without it
+            print(f"ONNX export failed: {type(exc).__name__}: {exc}", flush=True)
+    for size in sizes:
+        image = make_image(size)
+        fns: dict[str, Callable[[], np.ndarray]] = {
+            "reference": lambda image=image: reference_loop(model, image),
+            "upscale": lambda image=image: upscale(image, model),
+            "upscale contiguous": lambda image=image: upscale(image, model, channels_last=False),
+            "upscale bf16": lambda image=image: upscale(image, model, dtype="bf16"),
+        }
+        if run_onnx is not None:
+            fns["onnxruntime"] = lambda image=image: run_onnx(image)
+        ref = reference_loop(model, image)  # also the warm-up
+        diffs = {}
+        for name, fn in fns.items():
+            diffs[name] = int(np.abs(fn().astype(int) - ref).max())  # warm-up + check
+        times = best_time(fns, repeat)
+        for name, seconds in times.items():
+            row = {
+                "size": size,
+                "num_block": num_block,
+                "variant": name,
+                "seconds": round(seconds, 3),
+                "speedup_vs_reference": round(times["reference"] / seconds, 2),
+                "max_abs_diff_vs_reference": diffs[name],
+            }
+            rows.append(row)
+            print(
+                f"{size:>5}px  {name:<20} {seconds:8.3f} s   x{row['speedup_vs_reference']:.2f}"
+                f" vs reference   max|diff| {diffs[name]}",
+                flush=True,
+            )
+    return rows
+
+
+def _vm(key: str) -> int:
+    text = Path("/proc/self/status").read_text()
+    return int(re.search(rf"{key}:\s+(\d+)", text).group(1)) * 1024
+
+
+def memory_child(size: int, tile: int | str | None, num_block: int) -> None:
+    """Run in a fresh process: print JSON with the peak RSS of one upscale."""
+    torch.set_num_threads(torch.get_num_threads())
+    model = make_model(num_block)
+    image = make_image(size)
+    upscale(make_image(16), model)  # load the kernels before the baseline
+    base = _vm("VmRSS")
+    t0 = time.perf_counter()
+    out = upscale(image, model, tile=tile)
+    seconds = time.perf_counter() - t0
+    print(
+        json.dumps(
+            {
+                "size": size,
+                "tile": tile,
+                "num_block": num_block,
+                "seconds": round(seconds, 1),
+                "baseline_rss": base,
+                "peak_rss": _vm("VmHWM"),
+                "output_bytes": int(out.nbytes),
+                "input_float_bytes": int(image.size * 4),
+                "estimate_untiled": estimate_memory(model, size, size),
+                "estimate_one_tile": (
+                    estimate_memory(model, tile + 20, tile + 20) if isinstance(tile, int) else None
+                ),
+            }
+        )
+    )
+
+
+def memory(size: int, tile: int, num_block: int) -> dict:
+    cmd = [sys.executable, __file__, "--memory-child", str(size), str(tile), str(num_block)]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    row = json.loads(result.stdout.strip().splitlines()[-1])
+    gb = 1e9
+    growth = row["peak_rss"] - row["baseline_rss"]
+    print(
+        f"memory: {size}x{size} input, tile {tile}, {num_block} block(s): "
+        f"peak RSS {row['peak_rss'] / gb:.2f} GB (+{growth / gb:.2f} GB over the loaded model), "
+        f"output array {row['output_bytes'] / gb:.2f} GB, "
+        f"estimated one tile {row['estimate_one_tile'] / gb:.2f} GB, "
+        f"estimated untiled {row['estimate_untiled'] / gb:.1f} GB, {row['seconds']} s",
+        flush=True,
+    )
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--num-block",
+        type=int,
+        default=None,
+        help="RRDB blocks of the timed model (default 23, --quick 2)",
+    )
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=None,
+        help="square input sizes (default 128 512, --quick 64 128)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        help="timed runs per variant, best kept (default 2, --quick 3)",
+    )
+    parser.add_argument("--quick", action="store_true", help="small model and sizes")
+    parser.add_argument("--no-onnx", action="store_true", help="skip ONNX Runtime")
+    parser.add_argument(
+        "--memory-size",
+        type=int,
+        default=None,
+        help="input side for the peak-memory run (default 2000, --quick 500); 0 skips it",
+    )
+    parser.add_argument("--memory-tile", type=int, default=256, help="tile for the memory run")
+    parser.add_argument(
+        "--memory-num-block",
+        type=int,
+        default=1,
+        help="blocks of the memory-run model (activation memory does not "
+        "depend on the block count; time does)",
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write results here")
+    parser.add_argument("--memory-child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_child:
+        size, tile, nb = args.memory_child
+        memory_child(int(size), int(tile) if tile.isdigit() else tile, int(nb))
+        return 0
+    num_block = args.num_block or (2 if args.quick else 23)
+    sizes = args.sizes or ([64, 128] if args.quick else [128, 512])
+    repeat = args.repeat or (3 if args.quick else 2)
+    mem_size = args.memory_size if args.memory_size is not None else (500 if args.quick else 2000)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU", flush=True)
+    results = {"speed": speed(num_block, sizes, repeat, not args.no_onnx)}
+    if mem_size:
+        results["memory"] = memory(mem_size, args.memory_tile, args.memory_num_block)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
