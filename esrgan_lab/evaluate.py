@@ -270,6 +270,11 @@ def _run_model(model: str | torch.nn.Module | Callable, lq: np.ndarray, scale: i
     rgb_in = cv2.cvtColor(lq, cv2.COLOR_GRAY2BGR) if gray else lq
     if isinstance(model, torch.nn.Module):
         out = _torch_forward(model, rgb_in)
+    elif hasattr(model, "get_inputs") and hasattr(model, "get_providers"):
+        # A bare onnxruntime.InferenceSession (an OnnxModel is a plain callable below).
+        from .export import OnnxModel
+
+        out = OnnxModel.from_session(model)(rgb_in)
     else:
         out = np.asarray(model(rgb_in))
     if gray and out.ndim == 3:
@@ -287,9 +292,18 @@ run_model = _run_model
 
 
 def load_evaluation_model(name: str, scale: int, device: str = "cpu") -> str | torch.nn.Module:
-    """A baseline name (returned as is) or a network from :func:`esrgan_lab.weights.load_model`."""
+    """A baseline name (returned as is), an ``.onnx`` file (an ONNX Runtime model), or a
+    network from :func:`esrgan_lab.weights.load_model`."""
     if name in BASELINES:
         return name
+    if name.lower().endswith(".onnx"):
+        # ONNX Runtime on the CPU, 2 intra-op threads (esrgan_lab.export.OnnxModel).
+        from .export import OnnxModel
+
+        onnx_model = OnnxModel(name)
+        if onnx_model.scale != scale:
+            raise ConfigError(f"model {name!r} is x{onnx_model.scale} but --scale is {scale}")
+        return onnx_model
     from .weights import load_model  # lazy: only models that need weights import it
 
     model = load_model(name, device=device)
