@@ -53,7 +53,8 @@ test: $(STAMP)
 # Live widgets and inline plots: the kernel must not inherit the Agg backend or headless mode.
 lab: $(STAMP)
 	env -u MPLBACKEND -u ESRGAN_LAB_HEADLESS \
-		$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=$(CURDIR)/notebooks
+		$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=$(CURDIR)/notebooks \
+		$(if $(filter 0,$(shell id -u)),--allow-root,)
 
 # Runs notebook 01 and a comparison-slider notebook in headless Chromium (apt's chromium).
 screenshots: $(STAMP)
