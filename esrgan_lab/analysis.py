@@ -18,8 +18,13 @@ def stage_shapes(model: RRDBNet, input_shape: tuple[int, int, int, int]) -> list
     """
     with torch.device("meta"):
         meta = RRDBNet(
-            model.num_in_ch, model.num_out_ch, model.scale, model.num_feat,
-            model.num_block, model.num_grow_ch, model.norm,
+            model.num_in_ch,
+            model.num_out_ch,
+            model.scale,
+            model.num_feat,
+            model.num_block,
+            model.num_grow_ch,
+            model.norm,
         )
     shapes: list[tuple[str, tuple]] = [("input", tuple(input_shape))]
     handles = []

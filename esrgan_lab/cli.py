@@ -18,6 +18,14 @@ from .errors import EsrganLabError
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS: list[str] = [
     "info",
+    "interp",
+    "convert",
+    "weights",
+    "evaluate",
+    "train",
+    "upscale",
+    "export",
+    "quantize",
 ]
 
 

@@ -18,8 +18,16 @@ def _box(ax, x: float, y: float, w: float, h: float, text: str, color: str) -> N
 def _arrow(ax, xy0: tuple[float, float], xy1: tuple[float, float], **kw) -> None:
     style = kw.pop("connectionstyle", "arc3")
     ax.add_patch(
-        FancyArrowPatch(xy0, xy1, arrowstyle="-|>", mutation_scale=9, lw=0.9,
-                        connectionstyle=style, color=kw.pop("color", "0.2"), **kw)
+        FancyArrowPatch(
+            xy0,
+            xy1,
+            arrowstyle="-|>",
+            mutation_scale=9,
+            lw=0.9,
+            connectionstyle=style,
+            color=kw.pop("color", "0.2"),
+            **kw,
+        )
     )
 
 
@@ -41,9 +49,15 @@ def draw_architecture(model: RRDBNet | None = None) -> plt.Figure:
     ax = axes[0]
     ax.set_title(f"RRDBNet (x{model.scale}): {nb} RRDBs, nf={nf}, gc={gc}", fontsize=10)
     stages = [
-        ("LQ", "#eeeeee"), ("conv_first", "#cfe2f3"), (f"body\n{nb} x RRDB", "#f9cb9c"),
-        ("conv_body", "#cfe2f3"), ("+", "#ffffff"), ("up x2\nconv_up1", "#d9ead3"),
-        ("up x2\nconv_up2", "#d9ead3"), ("conv_hr", "#cfe2f3"), ("conv_last", "#cfe2f3"),
+        ("LQ", "#eeeeee"),
+        ("conv_first", "#cfe2f3"),
+        (f"body\n{nb} x RRDB", "#f9cb9c"),
+        ("conv_body", "#cfe2f3"),
+        ("+", "#ffffff"),
+        ("up x2\nconv_up1", "#d9ead3"),
+        ("up x2\nconv_up2", "#d9ead3"),
+        ("conv_hr", "#cfe2f3"),
+        ("conv_last", "#cfe2f3"),
         ("SR", "#eeeeee"),
     ]
     w, gap = 0.82, 0.18
@@ -51,8 +65,12 @@ def draw_architecture(model: RRDBNet | None = None) -> plt.Figure:
         _box(ax, 0.05 + i * (w + gap), 0.7, w, 0.6, label, color)
         if i:
             _arrow(ax, (0.05 + i * (w + gap) - gap, 1.0), (0.05 + i * (w + gap), 1.0))
-    _arrow(ax, (0.05 + 1 * (w + gap) + w / 2, 0.7), (0.05 + 4 * (w + gap) + w / 2, 0.7),
-           connectionstyle="arc3,rad=0.35")
+    _arrow(
+        ax,
+        (0.05 + 1 * (w + gap) + w / 2, 0.7),
+        (0.05 + 4 * (w + gap) + w / 2, 0.7),
+        connectionstyle="arc3,rad=0.35",
+    )
     ax.text(3.0, 0.12, "global residual (no scaling)", fontsize=7, ha="center")
 
     # Row 2: RRDB = three RDBs in a residual, scaled by beta
@@ -65,8 +83,9 @@ def draw_architecture(model: RRDBNet | None = None) -> plt.Figure:
         if i:
             _arrow(ax, (0.3 + i * 1.4 - 0.4, 1.0), (0.3 + i * 1.4, 1.0))
     _arrow(ax, (0.8, 0.7), (0.3 + 5 * 1.4 + 0.5, 0.7), connectionstyle="arc3,rad=0.15")
-    ax.text(4.5, 0.1, f"beta = {RES_SCALE}: residual scaling (paper Sec. 3.1)", fontsize=7,
-            ha="center")
+    ax.text(
+        4.5, 0.1, f"beta = {RES_SCALE}: residual scaling (paper Sec. 3.1)", fontsize=7, ha="center"
+    )
 
     # Row 3: residual dense block
     ax = axes[2]
@@ -79,9 +98,20 @@ def draw_architecture(model: RRDBNet | None = None) -> plt.Figure:
             _arrow(ax, (0.1 + i * 1.4 - 0.3, 1.2), (0.1 + i * 1.4, 1.2))
     for src in range(0, 4):  # dense connections: output k feeds every later conv
         for dst in range(src + 2, 6):
-            _arrow(ax, (0.65 + src * 1.4, 0.9), (0.65 + dst * 1.4, 0.9),
-                   connectionstyle="arc3,rad=0.25", color="0.6", alpha=0.6)
-    ax.text(5.0, 0.05, "LeakyReLU(0.2) after conv1-4; no BatchNorm; conv init MSRA x 0.1",
-            fontsize=7, ha="center")
+            _arrow(
+                ax,
+                (0.65 + src * 1.4, 0.9),
+                (0.65 + dst * 1.4, 0.9),
+                connectionstyle="arc3,rad=0.25",
+                color="0.6",
+                alpha=0.6,
+            )
+    ax.text(
+        5.0,
+        0.05,
+        "LeakyReLU(0.2) after conv1-4; no BatchNorm; conv init MSRA x 0.1",
+        fontsize=7,
+        ha="center",
+    )
     fig.tight_layout()
     return fig

@@ -99,13 +99,18 @@ def store_notebook(path: str | Path) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         executed = Path(tmp) / path.name
         pm.execute_notebook(
-            str(path), str(executed), kernel_name=KERNEL, cwd=str(path.parent),
+            str(path),
+            str(executed),
+            kernel_name=KERNEL,
+            cwd=str(path.parent),
             progress_bar=False,
         )
         nb = nbformat.read(executed, as_version=4)
     nb.metadata.pop("papermill", None)
     nb.metadata["kernelspec"] = {
-        "name": KERNEL, "display_name": "Python 3", "language": "python",
+        "name": KERNEL,
+        "display_name": "Python 3",
+        "language": "python",
     }
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)

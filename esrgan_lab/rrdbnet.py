@@ -192,10 +192,7 @@ class RRDBNet(nn.Module):
         self.unshuffle = {1: 4, 2: 2}.get(scale, 1)
         self.conv_first = nn.Conv2d(num_in_ch * self.unshuffle**2, num_feat, 3, 1, 1)
         self.body = nn.Sequential(
-            *[
-                RRDB(num_feat, num_grow_ch, norm, res_scale, init_scale)
-                for _ in range(num_block)
-            ]
+            *[RRDB(num_feat, num_grow_ch, norm, res_scale, init_scale) for _ in range(num_block)]
         )
         self.conv_body = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
         self.bn_body = _norm_layer(norm, num_feat)

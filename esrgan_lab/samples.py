@@ -17,7 +17,13 @@ import numpy as np
 from .settings import data_dir
 
 #: scikit-image sample images used as the fallback, in order of preference.
-SKIMAGE_SAMPLES: tuple[str, ...] = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry")
+SKIMAGE_SAMPLES: tuple[str, ...] = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "immunohistochemistry",
+)
 
 
 def skimage_sample(name: str) -> np.ndarray:

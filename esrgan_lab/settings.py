@@ -3,15 +3,14 @@
 Every location comes from an environment variable with a sensible default, never from a
 hard-coded path:
 
-==========================  =================================================  =========================
-variable                    meaning                                            default
-==========================  =================================================  =========================
-``ESRGAN_LAB_DATA``         folder with ``Set5/``, ``Set14/``, ``BSD68/``, ...  unset: fall back to the
-                                                                                images scikit-image ships
-``ESRGAN_LAB_WEIGHTS``      weights cache for downloaded checkpoints           ``~/.cache/esrgan-lab/weights``
-``ESRGAN_LAB_NIQE_PARAMS``  NIQE pristine model (``niqe_pris_params.npz``)     ``$ESRGAN_LAB_DATA/../reference/``
-``ESRGAN_LAB_FIGURES``      where :func:`esrgan_lab.viz.savefig` writes        ``<repo>/figures``
-==========================  =================================================  =========================
+* ``ESRGAN_LAB_DATA``: folder with ``Set5/``, ``Set14/``, ``BSD68/``, ... Unset: code
+  falls back to the images that scikit-image ships.
+* ``ESRGAN_LAB_WEIGHTS``: weights cache for downloaded checkpoints
+  (default ``~/.cache/esrgan-lab/weights``).
+* ``ESRGAN_LAB_NIQE_PARAMS``: the NIQE pristine model ``niqe_pris_params.npz``
+  (default: ``reference/`` inside or beside ``ESRGAN_LAB_DATA``).
+* ``ESRGAN_LAB_FIGURES``: where :func:`esrgan_lab.viz.savefig` writes (default
+  ``<repo>/figures``).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from esrgan_lab.rrdbnet import RRDB, RRDBNet, ResidualDenseBlock, count_parameters
+from esrgan_lab.rrdbnet import RRDB, ResidualDenseBlock, RRDBNet, count_parameters
 
 
 def _param_count_by_formula(nf: int, nb: int, gc: int, in_ch: int, out_ch: int, nup: int) -> int:
@@ -15,7 +15,11 @@ def _param_count_by_formula(nf: int, nb: int, gc: int, in_ch: int, out_ch: int, 
 
     rdb = sum(conv(nf + i * gc, gc) for i in range(4)) + conv(nf + 4 * gc, nf)
     return (
-        conv(in_ch, nf) + nb * 3 * rdb + conv(nf, nf) + nup * conv(nf, nf) + conv(nf, nf)
+        conv(in_ch, nf)
+        + nb * 3 * rdb
+        + conv(nf, nf)
+        + nup * conv(nf, nf)
+        + conv(nf, nf)
         + conv(nf, out_ch)
     )
 
@@ -27,7 +31,9 @@ def test_default_is_the_official_x4_size() -> None:
     assert count_parameters(model) == _param_count_by_formula(64, 23, 32, 3, 3, 2)
 
 
-@pytest.mark.parametrize("nf,nb,gc,scale", [(16, 2, 8, 4), (8, 1, 4, 2), (8, 1, 4, 1), (8, 1, 4, 8)])
+@pytest.mark.parametrize(
+    "nf,nb,gc,scale", [(16, 2, 8, 4), (8, 1, 4, 2), (8, 1, 4, 1), (8, 1, 4, 8)]
+)
 def test_parameter_formula_for_other_configs(nf: int, nb: int, gc: int, scale: int) -> None:
     unshuffle = {1: 4, 2: 2}.get(scale, 1)
     nup = 3 if scale == 8 else 2

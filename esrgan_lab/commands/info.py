@@ -28,8 +28,14 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--scale", type=int, default=4, choices=(1, 2, 4, 8))
     p.add_argument("--in-ch", type=int, default=3, help="input image channels")
     p.add_argument("--out-ch", type=int, default=3, help="output image channels")
-    p.add_argument("--size", type=int, nargs="+", default=[128], metavar="N",
-                   help="input size: N (square) or H W (default 128)")
+    p.add_argument(
+        "--size",
+        type=int,
+        nargs="+",
+        default=[128],
+        metavar="N",
+        help="input size: N (square) or H W (default 128)",
+    )
     p.add_argument("--per-component", action="store_true", help="also print each component")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
