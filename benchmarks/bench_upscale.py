@@ -12,13 +12,17 @@ Measured in one run, on the same random-weight RRDBNet and the same inputs:
 * ``onnxruntime``: the model exported to ONNX (TorchScript exporter, dynamic H/W) and
   run by ONNX Runtime's CPU provider (export time reported separately).
 
-Then the peak memory (``VmHWM`` of a fresh subprocess) of upscaling a large input with
-tiling, against the estimate for running it untiled.
+Then the peak memory (``VmHWM`` of a fresh subprocess) of upscaling a large input
+(default 2000x2000) with tiling, against :func:`esrgan_lab.infer.estimate_memory` for
+running the same model untiled. The memory run uses a small trained model (default the
+shipped ``lab-psnr-x4``, ``--memory-weights``) so that 2000x2000 finishes in minutes on
+a CPU; ``--memory-weights none`` uses a random RRDBNet of ``--memory-num-block`` blocks.
 
 Usage::
 
     python benchmarks/bench_upscale.py            # full model (23 blocks), 128 and 512 px
     python benchmarks/bench_upscale.py --quick    # 2 blocks, 64 and 128 px, 500 px memory run
+    python benchmarks/bench_upscale.py --quick --memory-size 2000   # quick speed, 2000 px memory
 """
 
 from __future__ import annotations
@@ -162,10 +166,32 @@ def _vm(key: str) -> int:
     return int(re.search(rf"{key}:\s+(\d+)", text).group(1)) * 1024
 
 
-def memory_child(size: int, tile: int | str | None, num_block: int) -> None:
+def memory_model(weights: str, num_block: int) -> tuple[torch.nn.Module, str]:
+    """The memory-run model and a one-line description of it.
+
+    Args:
+        weights: A name or file for :func:`esrgan_lab.weights.load_model`, or ``"none"``
+            for a random full-width RRDBNet of ``num_block`` blocks.
+        num_block: Blocks of the random model (ignored with weights).
+    """
+    if weights.lower() == "none":
+        model = make_model(num_block)
+        label = "random RRDBNet"
+    else:
+        from esrgan_lab.weights import load_model
+
+        model = load_model(weights).eval()
+        label = weights
+    blocks = len(getattr(model, "body", ()))
+    feat = getattr(model, "num_feat", "?")
+    grow = getattr(model, "num_grow_ch", "?")
+    return model, f"{label} (num_feat={feat}, num_block={blocks}, num_grow_ch={grow})"
+
+
+def memory_child(size: int, tile: int | str | None, num_block: int, weights: str) -> None:
     """Run in a fresh process: print JSON with the peak RSS of one upscale."""
     torch.set_num_threads(torch.get_num_threads())
-    model = make_model(num_block)
+    model, described = memory_model(weights, num_block)
     image = make_image(size)
     upscale(make_image(16), model)  # load the kernels before the baseline
     base = _vm("VmRSS")
@@ -177,7 +203,7 @@ def memory_child(size: int, tile: int | str | None, num_block: int) -> None:
             {
                 "size": size,
                 "tile": tile,
-                "num_block": num_block,
+                "model": described,
                 "seconds": round(seconds, 1),
                 "baseline_rss": base,
                 "peak_rss": _vm("VmHWM"),
@@ -192,18 +218,31 @@ def memory_child(size: int, tile: int | str | None, num_block: int) -> None:
     )
 
 
-def memory(size: int, tile: int, num_block: int) -> dict:
-    cmd = [sys.executable, __file__, "--memory-child", str(size), str(tile), str(num_block)]
+def memory(size: int, tile: int, num_block: int, weights: str) -> dict:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--memory-child",
+        str(size),
+        str(tile),
+        str(num_block),
+        weights,
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, check=True)
     row = json.loads(result.stdout.strip().splitlines()[-1])
     gb = 1e9
     growth = row["peak_rss"] - row["baseline_rss"]
+    row["estimate_untiled_over_peak_rss"] = round(row["estimate_untiled"] / row["peak_rss"], 2)
+    one_tile = row["estimate_one_tile"]
     print(
-        f"memory: {size}x{size} input, tile {tile}, {num_block} block(s): "
-        f"peak RSS {row['peak_rss'] / gb:.2f} GB (+{growth / gb:.2f} GB over the loaded model), "
-        f"output array {row['output_bytes'] / gb:.2f} GB, "
-        f"estimated one tile {row['estimate_one_tile'] / gb:.2f} GB, "
-        f"estimated untiled {row['estimate_untiled'] / gb:.1f} GB, {row['seconds']} s",
+        f"memory: {size}x{size} input, tile {tile}, model {row['model']}, {row['seconds']} s\n"
+        f"  tiled peak RSS (VmHWM, fresh process) {row['peak_rss'] / gb:.2f} GB "
+        f"(+{growth / gb:.2f} GB over the loaded model)\n"
+        f"  output array {row['output_bytes'] / gb:.3f} GB"
+        + (f", estimated one tile {one_tile / gb:.2f} GB" if one_tile else "")
+        + "\n"
+        f"  estimate_memory untiled, same model: {row['estimate_untiled'] / gb:.1f} GB "
+        f"= x{row['estimate_untiled_over_peak_rss']:.1f} the tiled peak RSS",
         flush=True,
     )
     return row
@@ -243,15 +282,22 @@ def main(argv: list[str] | None = None) -> int:
         "--memory-num-block",
         type=int,
         default=1,
-        help="blocks of the memory-run model (activation memory does not "
-        "depend on the block count; time does)",
+        help="blocks of the random memory-run model with --memory-weights none "
+        "(activation memory does not depend on the block count; time does)",
+    )
+    parser.add_argument(
+        "--memory-weights",
+        default="lab-psnr-x4",
+        metavar="NAME",
+        help="weights of the memory-run model (name or file for esrgan_lab.weights."
+        "load_model; default the shipped lab-psnr-x4); 'none': random RRDBNet",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write results here")
-    parser.add_argument("--memory-child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--memory-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_child:
-        size, tile, nb = args.memory_child
-        memory_child(int(size), int(tile) if tile.isdigit() else tile, int(nb))
+        size, tile, nb, weights = args.memory_child
+        memory_child(int(size), int(tile) if tile.isdigit() else tile, int(nb), weights)
         return 0
     num_block = args.num_block or (2 if args.quick else 23)
     sizes = args.sizes or ([64, 128] if args.quick else [128, 512])
@@ -260,7 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU", flush=True)
     results = {"speed": speed(num_block, sizes, repeat, not args.no_onnx)}
     if mem_size:
-        results["memory"] = memory(mem_size, args.memory_tile, args.memory_num_block)
+        results["memory"] = memory(
+            mem_size, args.memory_tile, args.memory_num_block, args.memory_weights
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
