@@ -238,9 +238,12 @@ def pair_outputs(sr: str | Path, gt: str | Path) -> list[tuple[Path, Path]]:
 
 
 def _torch_forward(model: torch.nn.Module, lq: np.ndarray) -> np.ndarray:
-    """Minimal inference: BGR uint8 HWC -> RGB [0,1] NCHW -> model -> BGR uint8 HWC.
+    """Reference inference for scoring: BGR uint8 HWC -> RGB [0,1] NCHW -> model -> uint8.
 
-    A stand-in until :mod:`esrgan_lab.infer` (tiling, half precision) is wired in.
+    Deliberately not :func:`esrgan_lab.infer.upscale`: scores are taken from the plain
+    eager fp32 forward of the whole image (as the official ``test.py`` does), so they do
+    not depend on the engine's speed options (channels_last, tiling, bf16), which may
+    move an output pixel by one level.
     """
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")

@@ -334,6 +334,7 @@ class Trainer:
             num_grow_ch=m.num_grow_ch,
             res_scale=m.res_scale,
             init_scale=m.init_scale,
+            norm=m.norm,
         )
 
     def model_config(self) -> dict[str, Any]:
@@ -347,6 +348,7 @@ class Trainer:
             "num_block": m.num_block,
             "num_grow_ch": m.num_grow_ch,
             "res_scale": m.res_scale,
+            "norm": m.norm,
         }
 
     def _pretrained_path(self, name: str, st: StageConfig) -> Path | None:

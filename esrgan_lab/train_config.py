@@ -27,6 +27,8 @@ class ModelConfig:
     num_grow_ch: int = 32
     res_scale: float = 0.2
     init_scale: float = 0.1
+    #: None for ESRGAN; "batch" / "batch_hr" only for the BN-removal ablation.
+    norm: Literal["batch", "batch_hr"] | None = None
 
 
 @dataclass

@@ -264,3 +264,21 @@ def test_cli_train_and_error_line(tmp_path: Path, capsys) -> None:
     assert main(["train", "--config", str(path), "--out", str(out), "--set", "psnr.nope=1"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "unknown config key 'psnr.nope'" in err
+
+
+def test_trainer_builds_the_batchnorm_ablation_generators(tmp_path: Path) -> None:
+    from esrgan_lab.cli import main
+    from esrgan_lab.weights import load_model
+
+    for norm in ("batch", "batch_hr"):
+        (tmp_path / norm).mkdir()
+        path = tiny_config(tmp_path / norm, stages=["psnr"], model={"norm": norm})
+        out = tmp_path / norm / "run"
+        assert main(["train", "--config", str(path), "--out", str(out)]) == 0
+        model = load_model(str(out / "net_g.safetensors"))
+        assert model.norm == norm
+        assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    (tmp_path / "bad").mkdir()
+    bad = tiny_config(tmp_path / "bad", model={"norm": "layer"})
+    with pytest.raises(ConfigError, match="model.norm"):
+        load_config(bad)
