@@ -27,6 +27,7 @@ that agree with torch within 1e-7 here. :data:`DEFAULT_EXPORTER` is therefore
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -499,3 +500,68 @@ class OnnxModel:
 
     def __repr__(self) -> str:
         return f"OnnxModel({str(self.path)!r}, precision={self.metadata.get('precision', '?')})"
+
+
+# --------------------------------------------------------------------------- cache
+
+#: Bumped when the cached graphs change meaning (it is part of every cache key).
+CACHE_VERSION = 1
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """SHA-256 (hex) of what an export of ``model`` depends on.
+
+    Hashes the class name, :func:`model_config`, the torch version, the opset/exporter
+    and every ``state_dict`` entry (name, shape, and its bytes as CPU float32 -- the
+    precision :func:`export_onnx` exports in, so the same weights in another dtype or
+    memory format give the same key). About 0.1 s per 100 MB of weights.
+    """
+    digest = hashlib.sha256()
+    head = {
+        "class": type(model).__qualname__,
+        "config": model_config(model),
+        "torch": torch.__version__,
+        "opset": DEFAULT_OPSET,
+        "exporter": DEFAULT_EXPORTER,
+        "version": CACHE_VERSION,
+    }
+    digest.update(json.dumps(head, sort_keys=True, default=str).encode())
+    for name, tensor in model.state_dict().items():
+        t = tensor.detach()
+        if t.is_floating_point():
+            t = t.to("cpu", torch.float32)
+        t = t.cpu().contiguous()
+        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        digest.update(memoryview(t.numpy()).cast("B"))
+    return digest.hexdigest()
+
+
+def onnx_cache_dir() -> Path:
+    """Folder of the cached graphs: ``<weights_dir>/onnx`` (``ESRGAN_LAB_WEIGHTS``)."""
+    from .settings import weights_dir
+
+    return weights_dir() / "onnx"
+
+
+def cached_onnx(model: nn.Module, cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The fp32 ONNX graph of ``model`` (dynamic H/W), exported once and then reused.
+
+    The file is ``<cache_dir>/<class>-<fingerprint[:24]>.onnx`` (see
+    :func:`model_fingerprint`), written atomically by :func:`export_onnx` after its
+    check against torch, so concurrent processes at worst export twice and a half-written
+    file is never seen. Exporting costs seconds (about 15 s for the 23-block ESRGAN on 2
+    cores); later calls, also in new processes, only hash the weights.
+
+    Args:
+        model: The model (any device/dtype; exported from a CPU float32 copy).
+        cache_dir: Default :func:`onnx_cache_dir`.
+
+    Raises:
+        ConfigError: The export or its check failed.
+    """
+    key = model_fingerprint(model)
+    folder = Path(cache_dir) if cache_dir is not None else onnx_cache_dir()
+    path = folder / f"{type(model).__name__.lower()}-{key[:24]}.onnx"
+    if not path.is_file():
+        export_onnx(model, path, metadata={"cache_key": key})
+    return path

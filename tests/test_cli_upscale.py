@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import cv2
@@ -10,8 +11,20 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from esrgan_lab import infer
 from esrgan_lab.cli import main
+from esrgan_lab.commands.upscale import register
 from esrgan_lab.rrdbnet import RRDBNet
+
+
+@pytest.fixture(scope="module", autouse=True)
+def onnx_cache(tmp_path_factory) -> Path:
+    """The CLI's default backend (auto) exports to <ESRGAN_LAB_WEIGHTS>/onnx: keep that in
+    a temp folder shared by this module's tests (one export of the tiny model)."""
+    root = tmp_path_factory.mktemp("weights_cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ESRGAN_LAB_WEIGHTS", str(root))
+        yield root / "onnx"
 
 
 @pytest.fixture(scope="module")
@@ -221,3 +234,54 @@ def test_missing_input_is_reported_and_others_processed(tmp_path, weights, capsy
     )
     assert code == 1 and len(err) == 1 and "missing.png" in err[0]
     assert (tmp_path / "o" / "a_x4.png").is_file()
+
+
+def test_default_backend_is_auto_onnxruntime_and_matches_torch(tmp_path, weights, capsys):
+    sub = argparse.ArgumentParser().add_subparsers()
+    parser = register(sub)
+    assert parser.parse_args(["x", "-o", "y"]).backend == "auto"
+    help_text = " ".join(parser.format_help().split())
+    assert "first onnxruntime run of a model exports it to ONNX" in help_text
+
+    src = _write(tmp_path / "a.png", _image((10, 14, 3)))
+    infer._SESSIONS.clear()
+    code, err = _run(
+        capsys, str(src), "-o", str(tmp_path / "auto"), "--weights", str(weights), "--device", "cpu"
+    )
+    assert code == 0 and err == []
+    assert any(path[0].endswith(".onnx") for path in infer._SESSIONS)  # ran on ONNX Runtime
+    cli_ort = _read(tmp_path / "auto" / "a_x4.png")
+    assert cli_ort.shape == (40, 56, 3)
+    code, err = _run(
+        capsys,
+        str(src),
+        "-o",
+        str(tmp_path / "torch"),
+        "--weights",
+        str(weights),
+        "--backend",
+        "torch",
+    )
+    assert code == 0 and err == []
+    cli_torch = _read(tmp_path / "torch" / "a_x4.png")
+    assert np.abs(cli_ort.astype(int) - cli_torch.astype(int)).max() <= 1
+
+
+def test_onnxruntime_with_bf16_is_one_error(tmp_path, weights, capsys):
+    src = _write(tmp_path / "a.png", _image((8, 8, 3)))
+    code, err = _run(
+        capsys,
+        str(src),
+        "-o",
+        str(tmp_path / "o"),
+        "--weights",
+        str(weights),
+        "--dtype",
+        "bf16",
+        "--device",
+        "cpu",
+        "--backend",
+        "onnxruntime",
+    )
+    assert code == 1 and len(err) == 1 and "fp32 only" in err[0]
+    assert not (tmp_path / "o" / "a_x4.png").exists()

@@ -275,3 +275,101 @@ def test_bad_options():
         upscale(smooth_image(8, 8), tiny(), tile="big")
     with pytest.raises(ConfigError, match="uint8 or uint16"):
         upscale(np.zeros((8, 8, 3), np.float32), tiny())
+
+
+# --------------------------------------------------------------------------- onnxruntime
+
+
+@pytest.fixture
+def onnx_cache(tmp_path, monkeypatch):
+    """An empty weights cache (so the ONNX cache is tmp_path/weights/onnx) and an export
+    counter."""
+    from esrgan_lab import export
+
+    monkeypatch.setenv("ESRGAN_LAB_WEIGHTS", str(tmp_path / "weights"))
+    monkeypatch.setattr(infer, "_SESSIONS", {})
+    calls = []
+    real = export.export_onnx
+
+    def counting(model, path, **kwargs):
+        calls.append(path)
+        return real(model, path, **kwargs)
+
+    monkeypatch.setattr(export, "export_onnx", counting)
+    return tmp_path / "weights" / "onnx", calls
+
+
+def test_onnxruntime_matches_torch_untiled_and_tiled(onnx_cache):
+    model = tiny()
+    image = smooth_image(40, 36)
+    ref = upscale(image, model, device="cpu").astype(int)
+    ort = upscale(image, model, device="cpu", backend="onnxruntime")
+    assert ort.shape == ref.shape and ort.dtype == np.uint8
+    assert np.abs(ort.astype(int) - ref).max() <= 1
+    tiled = upscale(image, model, device="cpu", backend="onnxruntime", tile=16, tile_pad=4)
+    assert np.abs(tiled.astype(int) - ref).max() <= 1
+    torch_tiled = upscale(image, model, device="cpu", tile=16, tile_pad=4).astype(int)
+    assert np.abs(tiled.astype(int) - torch_tiled).max() <= 1
+
+
+@pytest.mark.parametrize(
+    "kind", ["gray", "rgba", "uint16", "odd_scale2", "tensor"], ids=lambda k: k
+)
+def test_onnxruntime_layouts_match_torch(onnx_cache, kind):
+    model = tiny(scale=2 if kind == "odd_scale2" else 4)
+    if kind == "gray":
+        image = smooth_image(13, 9, channels=None)
+    elif kind == "rgba":
+        image = smooth_image(12, 10, channels=4)
+    elif kind == "uint16":
+        image = smooth_image(10, 12, dtype=np.uint16)
+    elif kind == "odd_scale2":
+        image = smooth_image(11, 7)
+    else:
+        image = torch.rand(2, 3, 10, 12)
+    a = upscale(image, model, device="cpu", backend="onnxruntime", tile=8, tile_pad=2)
+    b = upscale(image, model, device="cpu", tile=8, tile_pad=2)
+    if kind == "tensor":
+        assert a.shape == b.shape and (a - b).abs().max() < 1e-5
+    else:
+        assert a.shape == b.shape and a.dtype == b.dtype
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
+def test_onnx_export_is_cached_per_weights(onnx_cache):
+    folder, calls = onnx_cache
+    model = tiny()
+    image = smooth_image(16, 16)
+    upscale(image, model, device="cpu", backend="onnxruntime")
+    files = list(folder.glob("*.onnx"))
+    assert len(calls) == 1 and len(files) == 1
+    mtime = files[0].stat().st_mtime_ns
+    infer._SESSIONS.clear()  # as a new process would: only the file cache is left
+    again = prepare_model(model, "cpu", channels_last=True)  # same weights, other layout
+    upscale(image, again, device="cpu", backend="onnxruntime")
+    assert len(calls) == 1 and files[0].stat().st_mtime_ns == mtime
+    assert not list(folder.glob(".*"))  # no temp files left behind
+    other = tiny()
+    with torch.no_grad():
+        other.conv_last.bias.add_(0.01)
+    out = upscale(image, other, device="cpu", backend="onnxruntime")
+    assert len(calls) == 2 and len(list(folder.glob("*.onnx"))) == 2
+    assert np.abs(out.astype(int) - upscale(image, other, device="cpu")).max() <= 1
+
+
+def test_onnxruntime_backend_options(onnx_cache, monkeypatch):
+    cpu = torch.device("cpu")
+    with pytest.raises(ConfigError, match="fp32 only, not bfloat16"):
+        upscale(smooth_image(8, 8), tiny(), device="cpu", dtype="bf16", backend="onnxruntime")
+    with pytest.raises(ConfigError, match="unknown backend"):
+        upscale(smooth_image(8, 8), tiny(), backend="tensorrt")
+    assert infer.resolve_backend("auto", cpu, torch.float32) == "onnxruntime"
+    assert infer.resolve_backend("auto", cpu, torch.bfloat16) == "torch"
+    assert infer.resolve_backend("auto", torch.device("cuda"), torch.float32) == "torch"
+    with pytest.raises(ConfigError, match="CPU only"):
+        infer.resolve_backend("onnxruntime", torch.device("cuda"), torch.float32)
+    monkeypatch.setattr(infer, "_onnxruntime_available", lambda: False)
+    assert infer.resolve_backend("auto", cpu, torch.float32) == "torch"
+    with pytest.raises(ConfigError, match="needs the onnxruntime package"):
+        infer.resolve_backend("onnxruntime", cpu, torch.float32)
+    assert not onnx_cache[1]  # nothing was exported
