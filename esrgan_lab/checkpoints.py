@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -38,6 +37,7 @@ import torch
 from torch import nn
 
 from .errors import CheckpointError, ConfigError
+from .fileio import atomic_path
 
 Layout = Literal["basicsr", "esrgan", "old"]
 LAYOUTS: tuple[str, ...] = ("basicsr", "esrgan", "old")
@@ -478,21 +478,14 @@ def save_checkpoint(
     out = convert_state_dict(basicsr, layout)
     # Own, contiguous CPU copies: safetensors refuses shared or strided storage.
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in out.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         if suffix == ".safetensors":
             from safetensors.torch import save_file
 
             metadata = {"format": "pt", META_LAYOUT: layout, META_CONFIG: json.dumps(stored)}
-            save_file(tensors, tmp_name, metadata=metadata)
+            save_file(tensors, str(tmp), metadata=metadata)
         else:
-            torch.save(tensors, tmp_name)
-        os.replace(tmp_name, path)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
+            torch.save(tensors, tmp)
     return path
 
 

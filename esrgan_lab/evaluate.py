@@ -50,9 +50,7 @@ import csv
 import io
 import json
 import math
-import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -66,6 +64,7 @@ from tqdm.auto import tqdm
 from . import settings
 from .degrade import bicubic_degrade, imresize, modcrop, quantize
 from .errors import ConfigError, DataError, ImageReadError
+from .fileio import atomic_write_text
 from .metrics import MetricUnavailable, calculate_psnr, calculate_ssim
 
 Protocol = Literal["standard", "seed"]
@@ -562,23 +561,9 @@ def evaluate_folders(
 # --------------------------------------------------------------------------- output
 
 
-def _write_atomic(path: str | Path, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
 def write_json(report: EvaluationReport, path: str | Path) -> Path:
     """Write the report as JSON, atomically."""
-    return _write_atomic(path, json.dumps(report.to_dict(), indent=2) + "\n")
+    return atomic_write_text(path, json.dumps(report.to_dict(), indent=2) + "\n")
 
 
 def write_csv(report: EvaluationReport, path: str | Path) -> Path:
@@ -596,7 +581,7 @@ def write_csv(report: EvaluationReport, path: str | Path) -> Path:
                 "" if s.niqe is None else f"{s.niqe:.6f}",
             ]
         )
-    return _write_atomic(path, buf.getvalue())
+    return atomic_write_text(path, buf.getvalue())
 
 
 def iter_records(datasets: Sequence[str | Path]) -> Iterator[ImageRecord]:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -43,6 +42,7 @@ import torch
 from torch import nn
 
 from .errors import ConfigError
+from .fileio import atomic_path, check_output
 
 Exporter = Literal["torchscript", "dynamo"]
 
@@ -107,14 +107,6 @@ class ExportResult:
 # --------------------------------------------------------------------------- helpers
 
 
-def _atomic_target(path: Path) -> Path:
-    """A temp file next to ``path`` (same folder, so ``os.replace`` is atomic)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".onnx", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
 def check_output_path(
     output: str | os.PathLike[str], inputs: Sequence[str | os.PathLike[str]] = ()
 ) -> Path:
@@ -126,14 +118,7 @@ def check_output_path(
     out = Path(output)
     if out.suffix.lower() != ".onnx":
         raise ConfigError(f"{out}: the output must be an .onnx file")
-    for src in inputs:
-        src = Path(src)
-        same = out.resolve() == src.resolve()
-        if not same and out.exists() and src.exists():
-            same = os.path.samefile(out, src)
-        if same:
-            raise ConfigError(f"{out}: output is the input file; choose another name")
-    return out
+    return check_output(out, inputs)
 
 
 def model_config(model: nn.Module) -> dict[str, Any]:
@@ -315,8 +300,7 @@ def export_onnx(
         raise ConfigError(f"opset {opset} is too old: use {MIN_OPSET} or later")
     start = time.perf_counter()
     cpu_model = _cpu_float_copy(model)
-    tmp = _atomic_target(out)
-    try:
+    with atomic_path(out, suffix=".onnx") as tmp:
         _export_raw(cpu_model, tmp, opset, exporter)
         proto = onnx.load(str(tmp))
         meta: dict[str, Any] = {"config": model_config(cpu_model), "precision": "fp32"}
@@ -345,10 +329,6 @@ def export_onnx(
                     f"{out}: exported graph differs from torch by {result.max_abs_diff:.3g} "
                     f"(> {result.tolerance:g}); file not written"
                 )
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     result.seconds = time.perf_counter() - start
     result.size_bytes = out.stat().st_size
     return result
@@ -390,13 +370,8 @@ def convert_fp16(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Pa
     out = check_output_path(dst, [src])
     proto = _to_fp16(onnx.load(str(src)))
     _set_metadata(proto, {"precision": "fp16"})
-    tmp = _atomic_target(out)
-    try:
+    with atomic_path(out, suffix=".onnx") as tmp:
         onnx.save(proto, str(tmp))
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return out
 
 

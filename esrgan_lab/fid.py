@@ -19,7 +19,6 @@ downloadable, :func:`load_fid_inception` raises
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -30,7 +29,9 @@ from scipy import linalg
 from torch import nn
 
 from . import settings
+from .errors import DownloadError
 from .metrics import MetricUnavailable
+from .registry import download_file, sha256_file
 
 #: pytorch-fid's converted TF Inception weights; the file name carries the sha256 prefix.
 FID_WEIGHTS_URL = (
@@ -272,14 +273,6 @@ class FIDInceptionV3(nn.Module):
 # --------------------------------------------------------------------------- weights
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _find_weights(weights: str | Path | None, download: bool) -> Path:
     if weights is not None:
         path = Path(weights).expanduser()
@@ -294,21 +287,12 @@ def _find_weights(weights: str | Path | None, download: bool) -> Path:
             f"FID not available: Inception weights not found ({cached}; downloads disabled)"
         )
     try:
-        import pooch
-
-        fetched = pooch.retrieve(
-            FID_WEIGHTS_URL,
-            known_hash=None,
-            fname=FID_WEIGHTS_NAME,
-            path=settings.weights_dir(),
-            progressbar=False,
-        )
-    except Exception as exc:  # offline, HTTP error, ... -> not available, never faked
+        return download_file(FID_WEIGHTS_URL, cached, FID_WEIGHTS_SHA256_PREFIX, progress=False)
+    except DownloadError as exc:  # offline, HTTP error, wrong hash -> not available
         raise MetricUnavailable(
             f"FID not available: Inception weights not found ({cached}; download failed: "
             f"{type(exc).__name__})"
         ) from exc
-    return Path(fetched)
 
 
 def load_fid_inception(
@@ -335,7 +319,7 @@ def load_fid_inception(
     net = FIDInceptionV3()
     if not random_weights:
         path = _find_weights(weights, download)
-        if path.name == FID_WEIGHTS_NAME and not _sha256(path).startswith(
+        if path.name == FID_WEIGHTS_NAME and not sha256_file(path).startswith(
             FID_WEIGHTS_SHA256_PREFIX
         ):
             raise MetricUnavailable(f"FID not available: sha256 of {path} does not match")

@@ -19,7 +19,6 @@ naming the file.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 
 from .errors import ConfigError, ImageReadError
+from .fileio import atomic_path
 
 #: File extensions treated as images when a folder is given (lower case, with dot).
 IMAGE_EXTENSIONS: tuple[str, ...] = (
@@ -188,24 +188,9 @@ def write_image(
     ok, encoded = cv2.imencode(ext, image, params or [])
     if not ok:
         raise ConfigError(f"{path}: OpenCV failed to encode the image as {ext}")
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f"{ext}.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(encoded.tobytes())
-        # mkstemp creates the file 0600; give it the permissions a plain open() would.
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path, suffix=f"{ext}.tmp", make_parents=False) as tmp:
+        tmp.write_bytes(encoded.tobytes())
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _channels(image: np.ndarray) -> int:

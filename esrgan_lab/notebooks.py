@@ -12,12 +12,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from .fileio import atomic_path
 from .settings import REPO_ROOT, figures_dir
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
@@ -128,10 +128,8 @@ def store_notebook(path: str | Path) -> Path:
             cell.outputs = [
                 o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")
             ]
-    fd, tmp_out = tempfile.mkstemp(dir=path.parent, suffix=".ipynb")
-    os.close(fd)
-    nbformat.write(nb, tmp_out)
-    os.replace(tmp_out, path)
+    with atomic_path(path, suffix=".ipynb") as tmp_out:
+        nbformat.write(nb, tmp_out)
     return path
 
 

@@ -434,7 +434,8 @@ def quantize_int8(
         quantize_static,
     )
 
-    from .export import _atomic_target, _set_metadata, check_output_path
+    from .export import _set_metadata, check_output_path
+    from .fileio import atomic_path
 
     methods = {
         "percentile": CalibrationMethod.Percentile,
@@ -454,8 +455,7 @@ def quantize_int8(
     if symmetric_activations is not None:
         extra["CalibTensorRangeSymmetric"] = bool(symmetric_activations)
     reader.rewind()
-    tmp = _atomic_target(out)
-    try:
+    with atomic_path(out, suffix=".onnx") as tmp:
         with _quiet() if quiet else contextlib.nullcontext():
             quantize_static(
                 str(src),
@@ -485,10 +485,6 @@ def quantize_int8(
             },
         )
         onnx.save(proto, str(tmp))
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return out
 
 

@@ -19,7 +19,6 @@ import http.client
 import json
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 import warnings
@@ -28,6 +27,7 @@ from pathlib import Path
 
 from . import settings
 from .errors import ConfigError, DownloadError
+from .fileio import atomic_path
 
 #: Google Drive folder of the official ESRGAN models (linked from the ESRGAN README). Drive
 #: serves large files behind a confirmation page, so they cannot be fetched by URL.
@@ -292,14 +292,12 @@ def download_file(
         request = urllib.request.Request(url, headers={"User-Agent": "esrgan-lab"})
     except ValueError as exc:
         raise DownloadError(f"bad download URL {url!r} ({exc})") from None
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    digest = hashlib.sha256()
-    received = 0
-    try:
+    with atomic_path(dest, suffix=".part") as tmp:
+        digest = hashlib.sha256()
+        received = 0
         try:
             with (
-                os.fdopen(fd, "wb") as out,
+                open(tmp, "wb") as out,
                 urllib.request.urlopen(request, timeout=timeout) as response,
             ):
                 length = response.headers.get("Content-Length")
@@ -346,8 +344,4 @@ def download_file(
                 f"{url}: SHA-256 mismatch, expected {sha256}, got {hexdigest}; "
                 "the file was discarded"
             )
-        os.replace(tmp_name, dest)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
     return dest

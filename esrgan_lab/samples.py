@@ -9,7 +9,6 @@ written once as PNG files to a cache folder so that file-based code paths (the s
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -53,15 +52,9 @@ def sample_image_file(preferred: str = "Set14/baboon.png", fallback: str = "astr
     root = data_dir()
     if root is not None and (root / preferred).is_file():
         return root / preferred
-    import cv2
+    from .images import write_image
 
     target = _cache_dir() / f"skimage_{fallback}.png"
     if not target.is_file():
-        ok, buf = cv2.imencode(".png", skimage_sample(fallback))
-        if not ok:  # pragma: no cover - cv2 can always encode uint8 BGR
-            raise RuntimeError("cv2 could not encode the sample image")
-        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".png")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buf.tobytes())
-        os.replace(tmp, target)
+        write_image(target, skimage_sample(fallback))
     return target

@@ -47,6 +47,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from .errors import CheckpointError, ConfigError
+from .fileio import atomic_path, atomic_write_text
 from .rrdbnet import RRDBNet
 from .train_config import StageConfig, TrainConfig, to_dict
 
@@ -72,14 +73,6 @@ CHECKPOINT_PREFIX = "iter_"
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def _save_tensors(state: dict[str, torch.Tensor], path: Path, meta: dict[str, str] | None = None):
@@ -444,7 +437,7 @@ class Trainer:
 
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            _atomic_write_text(
+            atomic_write_text(
                 self.out / "config.yaml", yaml.safe_dump(to_dict(self.cfg), sort_keys=False)
             )
         last = None
@@ -455,12 +448,11 @@ class Trainer:
             for fname in ("net_g.safetensors", "net_g_ema.safetensors"):
                 src = self.out / last / fname
                 if src.is_file():
-                    tmp = self.out / f".{fname}.tmp"
-                    shutil.copyfile(src, tmp)
-                    os.replace(tmp, self.out / fname)
+                    with atomic_path(self.out / fname) as tmp:
+                        shutil.copyfile(src, tmp)
                 elif (self.out / fname).is_file():
                     (self.out / fname).unlink()
-            _atomic_write_text(self.out / "metrics.json", json.dumps(self.results, indent=2) + "\n")
+            atomic_write_text(self.out / "metrics.json", json.dumps(self.results, indent=2) + "\n")
         if self.world > 1:
             dist.barrier()
         return self.results
@@ -839,7 +831,7 @@ class Trainer:
             metrics["gan_type"] = st.gan_type
         if self.is_main:
             self._export(stage_dir, net_g, ema)
-            _atomic_write_text(stage_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+            atomic_write_text(stage_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         if cfg.logging.dump_rank_weights:
             rank_dir = stage_dir / f"rank{self.rank}"
             rank_dir.mkdir(parents=True, exist_ok=True)

@@ -134,12 +134,11 @@ def fetch_vgg19_imagenet(
     target = folder / filename
     if target.is_file():
         return target
+    from .registry import download_file
+
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{filename}.part"
-        torch.hub.download_url_to_file(url, str(tmp), hash_prefix=hash_prefix, progress=False)
-        os.replace(tmp, target)
-    except Exception as exc:  # URLError, HTTPError, RuntimeError (hash), OSError
+        download_file(url, target, hash_prefix, progress=False)
+    except DownloadError as exc:  # offline, HTTP error, truncated, wrong hash
         raise DownloadError(
             f"cannot download VGG19 weights from {url} ({exc}); put {filename} into {folder}"
         ) from exc

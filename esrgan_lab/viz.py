@@ -8,7 +8,6 @@ the same inputs gives the same bytes and a failed run never leaves half a file.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -19,6 +18,7 @@ if os.environ.get("MPLBACKEND") is None and not os.environ.get("DISPLAY"):
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .fileio import atomic_path  # noqa: E402
 from .settings import figures_dir  # noqa: E402
 
 #: Resolution of every saved figure.
@@ -42,17 +42,10 @@ def savefig(fig: plt.Figure, name: str, *, directory: str | Path | None = None) 
     if not stem or "/" in stem or "\\" in stem or stem.startswith("."):
         raise ValueError(f"figure name must be a plain file stem, got {name!r}")
     target = folder / f"{stem}.png"
-    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".png", dir=folder)
-    os.close(fd)
-    try:
+    with atomic_path(target, suffix=".png") as tmp:
         # metadata={"Software": None} drops the matplotlib version, so the bytes only
         # change when the picture does.
         fig.savefig(tmp, dpi=DPI, format="png", metadata={"Software": None})
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; figures are ordinary files
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return target
 
 

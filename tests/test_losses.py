@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import esrgan_lab.registry
 from esrgan_lab.errors import CheckpointError, DownloadError
 from esrgan_lab.losses import GANLoss, PerceptualLoss, PixelLoss
 from esrgan_lab.vgg import RANDOM_INIT, VGG19_LAYERS, VGGFeatureExtractor
@@ -177,10 +178,10 @@ def test_loads_a_torchvision_state_dict_file(tmp_path) -> None:
 def test_imagenet_uses_cache_and_is_honest_when_offline(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("ESRGAN_LAB_WEIGHTS", str(tmp_path))
 
-    def offline(*args, **kwargs):
-        raise OSError("network unreachable")
+    def offline(url, *args, **kwargs):
+        raise DownloadError(f"cannot reach {url} (network unreachable)")
 
-    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    monkeypatch.setattr(esrgan_lab.registry, "download_file", offline)
     with pytest.warns(UserWarning, match="unavailable"):
         vgg = VGGFeatureExtractor(["conv1_1"], weights="imagenet", allow_random_init=True)
     assert vgg.weights_source == RANDOM_INIT

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..fileio import check_output
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -29,15 +29,6 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
-def check_output(output: Path, inputs: list[Path], force: bool) -> None:
-    """Refuse to write over an input, or over an existing file without ``--force``."""
-    for source in inputs:
-        if output.resolve() == source.resolve() or (output.exists() and output.samefile(source)):
-            raise ConfigError(f"{output}: output is the input file; choose another name")
-    if output.exists() and not force:
-        raise ConfigError(f"{output}: already exists (use --force to replace it)")
-
-
 def run(args: argparse.Namespace) -> int:
     from ..weights import (
         detect_layout,
@@ -48,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     )
 
     source = resolve_weights(args.input)
-    check_output(args.output, [source], args.force)
+    check_output(args.output, [source], force=args.force)
     state, metadata = read_checkpoint(source)
     layout = detect_layout(state)
     # Carry res_scale (not visible in the shapes) over from safetensors metadata.

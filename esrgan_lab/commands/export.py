@@ -61,8 +61,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import ConfigError
     from ..export import check_output_path, export_onnx
+    from ..fileio import check_output
 
     inputs: list[Path] = []
     if args.weights == "auto":
@@ -79,8 +79,7 @@ def run(args: argparse.Namespace) -> int:
         check_output_path(args.output, inputs)
         model, label = load_model(source), str(args.weights)
     check_output_path(args.output, inputs)
-    if args.output.exists() and not args.force:
-        raise ConfigError(f"{args.output}: already exists (use --force to replace it)")
+    check_output(args.output, force=args.force)
     result = export_onnx(
         model,
         args.output,

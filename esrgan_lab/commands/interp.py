@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .convert import check_output
+from ..fileio import check_output
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from ..weights import interpolate, load_checkpoint, resolve_weights, save_checkpoint
 
     path_a, path_b = resolve_weights(args.a), resolve_weights(args.b)
-    check_output(args.output, [path_a, path_b], args.force)
+    check_output(args.output, [path_a, path_b], force=args.force)
     state = interpolate(load_checkpoint(path_a), load_checkpoint(path_b), args.alpha)
     save_checkpoint(state, args.output, layout=args.layout)
     print(f"(1 - {args.alpha:g}) * {path_a} + {args.alpha:g} * {path_b} -> {args.output}")

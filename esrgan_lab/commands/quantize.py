@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..errors import ConfigError
     from ..export import OnnxModel, check_output_path
+    from ..fileio import check_output
     from ..precision import (
         assert_disjoint,
         calibration_images,
@@ -71,8 +72,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_path(args.output, [args.model])
     if not args.model.is_file():
         raise ConfigError(f"{args.model}: no such ONNX file")
-    if args.output.exists() and not args.force:
-        raise ConfigError(f"{args.output}: already exists (use --force to replace it)")
+    check_output(args.output, force=args.force)
     scale = OnnxModel(args.model).scale
     images = calibration_images(args.images, args.calib_dataset or CALIBRATION_DATASETS, args.seed)
     assert_disjoint(images, evaluation_images())
