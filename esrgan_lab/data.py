@@ -72,17 +72,15 @@ def sample_hr_images(split: str = "train") -> list[NamedImage]:
         split: ``"train"`` (:data:`SAMPLE_TRAIN`), ``"val"`` (:data:`SAMPLE_VAL`) or
             ``"all"``.
     """
-    import skimage.data  # lazy: only needed when no dataset folder is given
+    from .samples import skimage_sample  # lazy: imports scikit-image
 
     names = {"train": SAMPLE_TRAIN, "val": SAMPLE_VAL, "all": SAMPLE_TRAIN + SAMPLE_VAL}
     if split not in names:
         raise ValueError(f"split must be 'train', 'val' or 'all', got {split!r}")
     out = []
     for name in names[split]:
-        img = np.asarray(getattr(skimage.data, name)())
-        if img.ndim == 2:
-            img = np.repeat(img[..., None], 3, axis=2)
-        out.append(NamedImage(name, np.ascontiguousarray(img[..., :3].astype(np.uint8))))
+        rgb = skimage_sample(name)[..., ::-1]  # BGR -> RGB
+        out.append(NamedImage(name, np.ascontiguousarray(rgb.astype(np.uint8))))
     return out
 
 

@@ -61,11 +61,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import settings
+from . import images, settings
 from .degrade import bicubic_degrade, imresize, modcrop, quantize
 from .errors import ConfigError, DataError, ImageReadError
 from .fileio import atomic_write_text
 from .metrics import MetricUnavailable, calculate_psnr, calculate_ssim
+from .samples import skimage_sample
 
 Protocol = Literal["standard", "seed"]
 #: Model names handled without a network.
@@ -113,35 +114,18 @@ class ImageRecord:
 def read_image(path: str | Path) -> np.ndarray:
     """Read an 8-bit image file as ``(H, W, 3)`` uint8 BGR, or ``(H, W)`` if gray.
 
-    An alpha channel is dropped (metrics are defined on colour only).
+    Decoding is :func:`esrgan_lab.images.read_image`; an alpha channel is then dropped
+    (metrics are defined on colour only).
 
     Raises:
         ImageReadError: missing, unreadable, not an image, or not 8-bit.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(f"{path}: no such image file")
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise ImageReadError(f"{path}: cannot read image (unreadable or not an image)")
+    img = images.read_image(path)
     if img.dtype != np.uint8:
         raise ImageReadError(f"{path}: evaluation takes 8-bit images, got {img.dtype}")
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[..., 0]
-    elif img.ndim == 3 and img.shape[2] == 4:
+    if img.ndim == 3 and img.shape[2] == 4:
         img = np.ascontiguousarray(img[..., :3])
-    elif img.ndim == 3 and img.shape[2] == 2:
-        img = np.ascontiguousarray(img[..., 0])  # gray + alpha
     return img
-
-
-def _skimage_image(name: str) -> np.ndarray:
-    from skimage import data
-
-    rgb = getattr(data, name)()
-    if rgb.ndim == 2:
-        rgb = np.stack([rgb] * 3, axis=-1)
-    return np.ascontiguousarray(rgb[..., :3][..., ::-1])  # RGB -> BGR
 
 
 def _list_images(folder: Path) -> list[Path]:
@@ -165,7 +149,7 @@ def resolve_dataset(name_or_dir: str | Path) -> list[ImageRecord]:
         folder, label = path, path.name
     elif text.lower() == "skimage":
         return [
-            ImageRecord("skimage", n, None, lambda n=n: _skimage_image(n)) for n in SKIMAGE_IMAGES
+            ImageRecord("skimage", n, None, lambda n=n: skimage_sample(n)) for n in SKIMAGE_IMAGES
         ]
     else:
         found = settings.dataset_dir(text)
