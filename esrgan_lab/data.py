@@ -17,6 +17,7 @@ positions, starting at any iteration.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -123,10 +124,15 @@ def load_source(source: str) -> list[NamedImage]:
 
     ``"sample"`` / ``"sample:train"``, ``"sample:val"``, ``"sample:all"`` -> scikit-image
     images; a path to an existing folder -> its images; anything else -> a dataset name
-    under ``ESRGAN_LAB_DATA``. A ``"NAME[:K]"`` suffix keeps the first ``K`` images.
+    under ``ESRGAN_LAB_DATA``. A Python slice suffix selects images by position in
+    name order: ``"NAME[:K]"`` keeps the first ``K``, ``"NAME[-5:]"`` the last five,
+    ``"NAME[:-5]"`` all but those.
     """
-    base, _, count = source.partition("[:")
-    limit = int(count.rstrip("]")) if count else None
+    base, part = source, None
+    match = re.fullmatch(r"(.+)\[(-?\d*):(-?\d*)\]", source)
+    if match:
+        base = match.group(1)
+        part = slice(*(int(v) if v else None for v in match.group(2, 3)))
     if base == "sample" or base.startswith("sample:"):
         _, _, split = base.partition(":")
         images = sample_hr_images(split or "train")
@@ -134,7 +140,7 @@ def load_source(source: str) -> list[NamedImage]:
         images = folder_images(base)
     else:
         images = dataset_images(base)
-    return images[:limit] if limit is not None else images
+    return images[part] if part is not None else images
 
 
 def _degrade_all(images: Sequence[NamedImage], scale: int) -> list[tuple[np.ndarray, np.ndarray]]:

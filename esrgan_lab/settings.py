@@ -72,3 +72,46 @@ def figures_dir() -> Path:
     """Folder that :func:`esrgan_lab.viz.savefig` writes to."""
     value = os.environ.get("ESRGAN_LAB_FIGURES")
     return Path(value).expanduser() if value else REPO_ROOT / "figures"
+
+
+def provenance() -> dict[str, object]:
+    """Where and when a result was made: git commit, machine, torch, threads, date (UTC).
+
+    Stored with every training run and experiment so that a number can be traced to the
+    code and the hardware that produced it.
+    """
+    import datetime
+    import platform
+    import subprocess
+
+    import torch
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(
+                ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "dirty": bool(status) if status is not None else None,
+        "cpu": cpu,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_count": os.cpu_count(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }

@@ -94,6 +94,11 @@ class StageConfig:
     ema_decay: float | None = None
     #: Weight of the L1 pixel loss (1 in the PSNR stage, eta = 1e-2 in the GAN stage).
     pixel_weight: float = 1.0
+    #: Learning-rate schedule: "multistep" (halve at ``milestones``, the paper's) or
+    #: "cosine" (cosine annealing from ``learning_rate`` to ``eta_min`` over ``total_iter``,
+    #: used by the short CPU recipes, which never reach the paper's milestones).
+    scheduler: Literal["multistep", "cosine"] = "multistep"
+    eta_min: float = 1e-7
     #: Generator weights to start from. GAN stage default: this run's PSNR-stage output.
     pretrained_g: str | None = None
     #: GAN stage only.
@@ -109,9 +114,12 @@ class RuntimeConfig:
     """Where and how to compute."""
 
     device: str = "auto"
-    #: "bf16" autocast on CUDA (ignored on CPU) or "none".
-    amp: Literal["none", "bf16"] = "none"
-    channels_last: bool = False
+    #: Mixed precision: "auto" (bf16 autocast where the device computes bf16 natively: CUDA,
+    #: or a CPU with AVX512-BF16/AMX; fp32 elsewhere), "bf16" (required: an error where it
+    #: is not native) or "none" (fp32).
+    amp: Literal["auto", "none", "bf16"] = "auto"
+    #: NHWC tensors for the convolutions (faster with oneDNN on CPU and cuDNN on GPU).
+    channels_last: bool = True
     tf32: bool = True
     #: torch.set_num_threads on CPU (None: leave torch's default).
     num_threads: int | None = None
