@@ -1,6 +1,6 @@
 """Benchmark every precision variant of RRDBNet in one run, with ratios to eager fp32.
 
-Variants (built by :func:`esrgan_lab.precision.build_variants`, same random weights):
+Variants (built by :func:`esrgan_lab.lab.precision_study.build_variants`, same random weights):
 
 * ``fp32 (torch)``: eager, contiguous NCHW, ``torch.no_grad`` -- the reference;
 * ``bf16 autocast (torch)``: ``torch.autocast`` on the CPU (fast only where the CPU has
@@ -9,10 +9,10 @@ Variants (built by :func:`esrgan_lab.precision.build_variants`, same random weig
   have no fp16 convolution kernels in ONNX Runtime's default build, so the fp16 graph
   mostly measures the cost of casting -- it is about storage, not speed, on a CPU;
 * ``int8 <method> (ORT)``: QDQ static quantization (per-channel int8 weights, uint8
-  activations), calibrated on training images (:mod:`esrgan_lab.precision`).
+  activations), calibrated on training images (:mod:`esrgan_lab.lab.precision_study`).
 
 With CUDA: torch fp32 / fp16 / bf16 autocast throughput at batch 1, 2, 4, 8, 16 with the
-achieved TFLOP/s (``flop_counter`` convention, :func:`esrgan_lab.complexity.count_flops`)
+achieved TFLOP/s (``flop_counter`` convention, :func:`esrgan_lab.model.complexity.count_flops`)
 against the card's peak (H100 SXM dense fp16/bf16: 989 TFLOP/s; ``--peak`` overrides).
 ``scripts/gpu_precision.py`` is the self-contained GPU table (adds tf32).
 
@@ -37,8 +37,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from esrgan_lab.complexity import count_flops  # noqa: E402
-from esrgan_lab.precision import (  # noqa: E402
+from esrgan_lab.lab.precision_study import (  # noqa: E402
     Variant,
     assert_disjoint,
     autocast_model,
@@ -48,7 +47,8 @@ from esrgan_lab.precision import (  # noqa: E402
     make_reader,
     measure_latency,
 )
-from esrgan_lab.rrdbnet import RRDBNet  # noqa: E402
+from esrgan_lab.model.complexity import count_flops  # noqa: E402
+from esrgan_lab.model.rrdbnet import RRDBNet  # noqa: E402
 
 H100_PEAK_HALF = 989.0
 

@@ -1,4 +1,4 @@
-"""SSIM speed: esrgan_lab.metrics.calculate_ssim vs scikit-image, same images, one run.
+"""SSIM speed: esrgan_lab.metrics.psnr_ssim.calculate_ssim vs scikit-image, same images, one run.
 
 Usage: ``python benchmarks/bench_ssim.py [--repeat 5]``. Uses Set14 when
 ``ESRGAN_LAB_DATA`` is set, else the scikit-image sample images. Both compute the
@@ -14,9 +14,9 @@ import time
 import numpy as np
 from skimage.metrics import structural_similarity
 
-from esrgan_lab.degrade import bicubic_degrade, bicubic_upscale, modcrop
-from esrgan_lab.evaluate import resolve_dataset
-from esrgan_lab.metrics import bgr2y, calculate_ssim
+from esrgan_lab.data.degrade import bicubic_degrade, bicubic_upscale, modcrop
+from esrgan_lab.metrics.evaluate import resolve_dataset
+from esrgan_lab.metrics.psnr_ssim import bgr2y, calculate_ssim
 from esrgan_lab.settings import dataset_dir
 
 

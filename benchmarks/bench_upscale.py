@@ -1,4 +1,4 @@
-"""Benchmark :func:`esrgan_lab.infer.upscale` against the official ESRGAN ``test.py`` loop.
+"""Benchmark :func:`esrgan_lab.inference.upscale.upscale` against the official ESRGAN ``test.py`` loop.
 
 Measured in one run, on the same random-weight RRDBNet and the same inputs:
 
@@ -17,7 +17,7 @@ Measured in one run, on the same random-weight RRDBNet and the same inputs:
   the weights to find the cached graph.
 
 Then the peak memory (``VmHWM`` of a fresh subprocess) of upscaling a large input
-(default 2000x2000) with tiling, against :func:`esrgan_lab.infer.estimate_memory` for
+(default 2000x2000) with tiling, against :func:`esrgan_lab.inference.upscale.estimate_memory` for
 running the same model untiled. The memory run uses a small trained model (default the
 shipped ``lab-psnr-x4``, ``--memory-weights``) so that 2000x2000 finishes in minutes on
 a CPU; ``--memory-weights none`` uses a random RRDBNet of ``--memory-num-block`` blocks.
@@ -47,8 +47,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from esrgan_lab.infer import estimate_memory, upscale  # noqa: E402
-from esrgan_lab.rrdbnet import RRDBNet  # noqa: E402
+from esrgan_lab.inference.upscale import estimate_memory, upscale  # noqa: E402
+from esrgan_lab.model.rrdbnet import RRDBNet  # noqa: E402
 
 
 def make_model(num_block: int) -> RRDBNet:
@@ -204,7 +204,7 @@ def memory_model(weights: str, num_block: int) -> tuple[torch.nn.Module, str]:
     """The memory-run model and a one-line description of it.
 
     Args:
-        weights: A name or file for :func:`esrgan_lab.weights.load_model`, or ``"none"``
+        weights: A name or file for :func:`esrgan_lab.weights.loading.load_model`, or ``"none"``
             for a random full-width RRDBNet of ``num_block`` blocks.
         num_block: Blocks of the random model (ignored with weights).
     """
@@ -212,7 +212,7 @@ def memory_model(weights: str, num_block: int) -> tuple[torch.nn.Module, str]:
         model = make_model(num_block)
         label = "random RRDBNet"
     else:
-        from esrgan_lab.weights import load_model
+        from esrgan_lab.weights.loading import load_model
 
         model = load_model(weights).eval()
         label = weights
@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         "--memory-weights",
         default="lab-psnr-x4",
         metavar="NAME",
-        help="weights of the memory-run model (name or file for esrgan_lab.weights."
+        help="weights of the memory-run model (name or file for esrgan_lab.weights.loading."
         "load_model; default the shipped lab-psnr-x4); 'none': random RRDBNet",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write results here")

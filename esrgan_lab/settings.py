@@ -9,7 +9,7 @@ hard-coded path:
   (default ``~/.cache/esrgan-lab/weights``).
 * ``ESRGAN_LAB_NIQE_PARAMS``: the NIQE pristine model ``niqe_pris_params.npz``
   (default: ``reference/`` inside or beside ``ESRGAN_LAB_DATA``).
-* ``ESRGAN_LAB_FIGURES``: where :func:`esrgan_lab.viz.savefig` writes (default
+* ``ESRGAN_LAB_FIGURES``: where :func:`esrgan_lab.lab.viz.savefig` writes (default
   ``<repo>/figures``).
 """
 
@@ -69,7 +69,7 @@ def niqe_params_path() -> Path | None:
 
 
 def figures_dir() -> Path:
-    """Folder that :func:`esrgan_lab.viz.savefig` writes to."""
+    """Folder that :func:`esrgan_lab.lab.viz.savefig` writes to."""
     value = os.environ.get("ESRGAN_LAB_FIGURES")
     return Path(value).expanduser() if value else REPO_ROOT / "figures"
 

@@ -1,7 +1,7 @@
 """GPU precision table for RRDBNet: fp32 / tf32 / fp16 / bf16 at batch 1-16 on 3x128x128.
 
-Self-contained apart from ``torch`` and this repository's ``esrgan_lab.rrdbnet`` /
-``esrgan_lab.complexity`` (both torch-only). Run it from the repository root on a CUDA
+Self-contained apart from ``torch`` and this repository's ``esrgan_lab.model.rrdbnet`` /
+``esrgan_lab.model.complexity`` (both torch-only). Run it from the repository root on a CUDA
 machine; it finishes in well under 90 s on an H100 for the full 23-block model::
 
     python scripts/gpu_precision.py                      # full model, batches 1,2,4,8,16
@@ -21,7 +21,7 @@ use ``channels_last`` on CUDA (the tensor-core layout cuDNN prefers) and
 (``--ort``), otherwise skipped with a note.
 
 Weights: random (seed 0) unless ``--weights NAME|PATH`` loads a checkpoint through
-``esrgan_lab.weights``. Speed does not depend on the weights; the output differences do
+``esrgan_lab.weights.loading``. Speed does not depend on the weights; the output differences do
 somewhat (a trained model has larger activations).
 """
 
@@ -40,8 +40,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from esrgan_lab.complexity import complexity_report  # noqa: E402
-from esrgan_lab.rrdbnet import RRDBNet  # noqa: E402
+from esrgan_lab.model.complexity import complexity_report  # noqa: E402
+from esrgan_lab.model.rrdbnet import RRDBNet  # noqa: E402
 
 #: Dense peak TFLOP/s of an H100 SXM (NVIDIA datasheet; the sparse figures are 2x).
 H100_PEAK = {"fp16": 989.0, "bf16": 989.0, "tf32": 495.0, "fp32": 67.0}
@@ -85,7 +85,7 @@ def set_tf32(enabled: bool) -> None:
 
 def build_model(args: argparse.Namespace) -> torch.nn.Module:
     if args.weights:
-        from esrgan_lab.weights import load_model
+        from esrgan_lab.weights.loading import load_model
 
         return load_model(args.weights).eval()
     torch.manual_seed(0)
@@ -183,7 +183,7 @@ def ort_points(
         return [], "onnxruntime has no CUDAExecutionProvider (onnxruntime-gpu not installed)"
     import tempfile
 
-    from esrgan_lab.export import export_onnx
+    from esrgan_lab.inference.onnx import export_onnx
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from esrgan_lab import ablation as ab
-from esrgan_lab.data import NamedImage, PairedImageSet, PairedPatchDataset, StreamSampler
+from esrgan_lab.data.datasets import NamedImage, PairedImageSet, PairedPatchDataset, StreamSampler
+from esrgan_lab.lab import bn_study as ab
 
 TINY = dict(num_feat=8, num_block=1, num_grow_ch=4)
 

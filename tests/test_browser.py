@@ -1,7 +1,7 @@
 """Notebook 01 in a real browser: JupyterLab + headless Debian Chromium via Playwright.
 
 Runs every cell from the Run menu, checks that no cell shows an error and that the live
-architecture explorer (esrgan_lab.widgets, interactive path) rendered its sliders, and
+architecture explorer (esrgan_lab.lab.widgets, interactive path) rendered its sliders, and
 saves a screenshot to ``screenshots/`` (ignored by git). The machinery (server on a free
 loopback port with its own token, browser flags, process cleanup) is in
 ``tools/lab_browser.py``, shared with ``make screenshots``.

@@ -11,10 +11,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from esrgan_lab import infer
 from esrgan_lab.cli import main
-from esrgan_lab.commands.upscale import register
-from esrgan_lab.rrdbnet import RRDBNet
+from esrgan_lab.cli.upscale import register
+from esrgan_lab.inference import upscale as infer
+from esrgan_lab.model.rrdbnet import RRDBNet
 
 
 @pytest.fixture(scope="module", autouse=True)

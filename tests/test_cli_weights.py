@@ -8,8 +8,13 @@ import pytest
 import torch
 
 from esrgan_lab.cli import main
-from esrgan_lab.rrdbnet import RRDBNet
-from esrgan_lab.weights import convert_state_dict, detect_layout, load_checkpoint, read_checkpoint
+from esrgan_lab.model.rrdbnet import RRDBNet
+from esrgan_lab.weights.loading import (
+    convert_state_dict,
+    detect_layout,
+    load_checkpoint,
+    read_checkpoint,
+)
 
 
 def _tiny_file(path: Path, layout: str = "basicsr") -> dict[str, torch.Tensor]:

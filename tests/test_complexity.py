@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from esrgan_lab.cli import main
-from esrgan_lab.complexity import complexity_report, count_flops, parameter_table
-from esrgan_lab.rrdbnet import RRDBNet
+from esrgan_lab.model.complexity import complexity_report, count_flops, parameter_table
+from esrgan_lab.model.rrdbnet import RRDBNet
 
 
 def test_single_conv_by_hand() -> None:

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from esrgan_lab.data import (
+from esrgan_lab.data.datasets import (
     NamedImage,
     PairedImageSet,
     PairedPatchDataset,
@@ -18,7 +18,7 @@ from esrgan_lab.data import (
     load_source,
     sample_hr_images,
 )
-from esrgan_lab.degrade import bicubic_degrade
+from esrgan_lab.data.degrade import bicubic_degrade
 from esrgan_lab.errors import DataError
 
 

@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 def test_torchrun_two_ranks_agree(tmp_path: Path) -> None:
     import cv2
 
-    from esrgan_lab.data import sample_hr_images
+    from esrgan_lab.data.datasets import sample_hr_images
 
     val = tmp_path / "val"
     val.mkdir()

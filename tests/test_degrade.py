@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from esrgan_lab.degrade import (
+from esrgan_lab.data.degrade import (
     bicubic_degrade,
     bicubic_upscale,
     imresize,

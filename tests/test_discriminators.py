@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from esrgan_lab.discriminators import (
+from esrgan_lab.model.discriminators import (
     UNetDiscriminatorSN,
     VGGStyleDiscriminator,
     build_discriminator,

@@ -14,7 +14,9 @@ import pytest
 import torch
 
 from esrgan_lab.errors import ConfigError, DownloadError
-from esrgan_lab.registry import (
+from esrgan_lab.model.rrdbnet import RRDBNet
+from esrgan_lab.weights.loading import load_checkpoint, load_model
+from esrgan_lab.weights.registry import (
     REGISTRY,
     WeightsEntry,
     check_hash,
@@ -22,8 +24,6 @@ from esrgan_lab.registry import (
     fetch_weights,
     sha256_file,
 )
-from esrgan_lab.rrdbnet import RRDBNet
-from esrgan_lab.weights import load_checkpoint, load_model
 
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 

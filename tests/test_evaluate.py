@@ -10,12 +10,12 @@ import pytest
 from skimage import color
 from skimage.metrics import peak_signal_noise_ratio
 
-from esrgan_lab import evaluate as ev
 from esrgan_lab import settings
 from esrgan_lab.cli import main
-from esrgan_lab.degrade import bicubic_degrade, modcrop
+from esrgan_lab.data.degrade import bicubic_degrade, modcrop
 from esrgan_lab.errors import ConfigError, DataError, ImageReadError
-from esrgan_lab.rrdbnet import RRDBNet
+from esrgan_lab.metrics import evaluate as ev
+from esrgan_lab.model.rrdbnet import RRDBNet
 
 
 def _write(folder, name, img):
@@ -97,7 +97,7 @@ def test_nearest_baseline_is_pixel_replication():
 
 
 def test_seed_protocol_lq_is_the_seed_input(hr_dir):
-    from esrgan_lab.seed import get_image_data
+    from esrgan_lab.data.seed import get_image_data
 
     img = cv2.imread(str(hr_dir / "a.png"))
     ref, lq = ev.seed_pair(img, 4)

@@ -11,8 +11,7 @@ import torch
 
 from esrgan_lab.cli import main
 from esrgan_lab.errors import ConfigError
-from esrgan_lab.evaluate import _torch_forward, evaluate_model, run_model
-from esrgan_lab.export import (
+from esrgan_lab.inference.onnx import (
     FP16_TOLERANCE,
     FP32_TOLERANCE,
     OnnxModel,
@@ -20,7 +19,8 @@ from esrgan_lab.export import (
     export_onnx,
     read_metadata,
 )
-from esrgan_lab.rrdbnet import RRDBNet
+from esrgan_lab.metrics.evaluate import _torch_forward, evaluate_model, run_model
+from esrgan_lab.model.rrdbnet import RRDBNet
 
 
 def tiny(scale: int = 4, seed: int = 0) -> RRDBNet:
@@ -172,7 +172,7 @@ def test_run_model_accepts_bare_session(fp32_onnx):
 
 
 def test_cli_export_and_evaluate(tmp_path, hr_dir, capsys):
-    from esrgan_lab.checkpoints import save_checkpoint
+    from esrgan_lab.weights.checkpoints import save_checkpoint
 
     ckpt = save_checkpoint(tiny(), tmp_path / "tiny.safetensors")
     out = tmp_path / "tiny.onnx"
@@ -189,9 +189,11 @@ def test_cli_export_and_evaluate(tmp_path, hr_dir, capsys):
 
 
 def test_cli_defaults_mirror_the_package():
-    from esrgan_lab import export, precision
-    from esrgan_lab.commands import export as export_cmd
-    from esrgan_lab.commands import quantize as quantize_cmd
+    from esrgan_lab.cli import export as export_cmd
+    from esrgan_lab.cli import quantize as quantize_cmd
+
+    from esrgan_lab.inference import onnx as export
+    from esrgan_lab.lab import precision_study as precision
 
     assert export_cmd.DEFAULT_OPSET == export.DEFAULT_OPSET
     assert export_cmd.DEFAULT_EXPORTER == export.DEFAULT_EXPORTER

@@ -1,4 +1,4 @@
-"""Image file I/O and the array <-> tensor conversion (esrgan_lab.images)."""
+"""Image file I/O and the array <-> tensor conversion (esrgan_lab.data.images)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from esrgan_lab.errors import ConfigError, ImageReadError
-from esrgan_lab.images import (
+from esrgan_lab.data.images import (
     array_to_tensor,
     can_store,
     fit_to_format,
@@ -19,6 +18,7 @@ from esrgan_lab.images import (
     tensor_to_array,
     write_image,
 )
+from esrgan_lab.errors import ConfigError, ImageReadError
 
 SHAPES = [(7, 9), (7, 9, 3), (7, 9, 4)]
 

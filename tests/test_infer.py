@@ -1,4 +1,4 @@
-"""The inference engine (esrgan_lab.infer): channels, depth, padding, tiling, precision."""
+"""The inference engine (esrgan_lab.inference.upscale): channels, depth, padding, tiling, precision."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from esrgan_lab import infer
 from esrgan_lab.errors import ConfigError
-from esrgan_lab.infer import (
+from esrgan_lab.inference import upscale as infer
+from esrgan_lab.inference.upscale import (
     activation_bytes_per_pixel,
     auto_tile,
     estimate_memory,
@@ -20,7 +20,7 @@ from esrgan_lab.infer import (
     tile_grid,
     upscale,
 )
-from esrgan_lab.rrdbnet import RRDBNet
+from esrgan_lab.model.rrdbnet import RRDBNet
 
 
 def tiny(scale: int = 4) -> RRDBNet:
@@ -284,7 +284,7 @@ def test_bad_options():
 def onnx_cache(tmp_path, monkeypatch):
     """An empty weights cache (so the ONNX cache is tmp_path/weights/onnx) and an export
     counter."""
-    from esrgan_lab import export
+    from esrgan_lab.inference import onnx as export
 
     monkeypatch.setenv("ESRGAN_LAB_WEIGHTS", str(tmp_path / "weights"))
     monkeypatch.setattr(infer, "_SESSIONS", {})

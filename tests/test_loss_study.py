@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from esrgan_lab import ablation as ab
-from esrgan_lab import loss_study as ls
-from esrgan_lab.data import NamedImage, PairedImageSet, PairedPatchDataset
-from esrgan_lab.discriminators import build_discriminator
-from esrgan_lab.losses import PerceptualLoss
-from esrgan_lab.vgg import IMAGENET_MEAN, IMAGENET_STD, RANDOM_INIT
+from esrgan_lab.data.datasets import NamedImage, PairedImageSet, PairedPatchDataset
+from esrgan_lab.lab import bn_study as ab
+from esrgan_lab.lab import loss_study as ls
+from esrgan_lab.losses.backbones import IMAGENET_MEAN, IMAGENET_STD, RANDOM_INIT
+from esrgan_lab.losses.basic import PerceptualLoss
+from esrgan_lab.model.discriminators import build_discriminator
 
 pytestmark = pytest.mark.filterwarnings("ignore:VGG19 perceptual loss uses a RANDOM")
 
@@ -140,8 +140,8 @@ def test_score_sr_with_niqe_model() -> None:
         pytest.skip("NIQE pristine model not available (ESRGAN_LAB_DATA unset)")
     from skimage.data import astronaut
 
-    from esrgan_lab.degrade import bicubic_upscale
-    from esrgan_lab.niqe import calculate_niqe
+    from esrgan_lab.data.degrade import bicubic_upscale
+    from esrgan_lab.metrics.niqe import calculate_niqe
 
     pairs = PairedImageSet([NamedImage("astronaut", astronaut()[:256, :256])], 4)
     score = ls.score_sr(None, pairs)

@@ -9,10 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import esrgan_lab.registry
+import esrgan_lab.weights.registry
 from esrgan_lab.errors import CheckpointError, DownloadError
-from esrgan_lab.losses import GANLoss, PerceptualLoss, PixelLoss
-from esrgan_lab.vgg import RANDOM_INIT, VGG19_LAYERS, VGGFeatureExtractor
+from esrgan_lab.losses.backbones import RANDOM_INIT, VGG19_LAYERS, VGGFeatureExtractor
+from esrgan_lab.losses.basic import GANLoss, PerceptualLoss, PixelLoss
 
 
 @pytest.fixture(autouse=True)
@@ -181,7 +181,7 @@ def test_imagenet_uses_cache_and_is_honest_when_offline(tmp_path, monkeypatch) -
     def offline(url, *args, **kwargs):
         raise DownloadError(f"cannot reach {url} (network unreachable)")
 
-    monkeypatch.setattr(esrgan_lab.registry, "download_file", offline)
+    monkeypatch.setattr(esrgan_lab.weights.registry, "download_file", offline)
     with pytest.warns(UserWarning, match="unavailable"):
         vgg = VGGFeatureExtractor(["conv1_1"], weights="imagenet", allow_random_init=True)
     assert vgg.weights_source == RANDOM_INIT

@@ -9,9 +9,10 @@ import torch
 from skimage import color, data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from esrgan_lab import fid, niqe, settings
+from esrgan_lab import settings
 from esrgan_lab.errors import EsrganLabError
-from esrgan_lab.metrics import (
+from esrgan_lab.metrics import fid, niqe
+from esrgan_lab.metrics.psnr_ssim import (
     MetricUnavailable,
     bgr2ycbcr,
     calculate_psnr,

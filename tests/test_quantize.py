@@ -14,10 +14,10 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from esrgan_lab import precision as P
 from esrgan_lab.errors import ConfigError, DataError
-from esrgan_lab.export import OnnxModel, export_onnx, read_metadata
-from esrgan_lab.rrdbnet import RRDBNet
+from esrgan_lab.inference.onnx import OnnxModel, export_onnx, read_metadata
+from esrgan_lab.lab import precision_study as P
+from esrgan_lab.model.rrdbnet import RRDBNet
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -209,7 +209,7 @@ def test_dataset_calibration_is_disjoint_from_set5_set14(data_root):
 def test_seed_preprocessing_is_get_image_data(tmp_path):
     from skimage import data
 
-    from esrgan_lab.seed import get_image_data
+    from esrgan_lab.data.seed import get_image_data
 
     bgr = data.coffee()[..., ::-1].copy()
     cv2.imwrite(str(tmp_path / "c.png"), bgr)
@@ -243,7 +243,7 @@ def test_autocast_rules_and_bf16_accuracy():
 
 
 def test_select_weights_random_is_deterministic(tmp_path, monkeypatch):
-    import esrgan_lab.registry as registry
+    import esrgan_lab.weights.registry as registry
 
     monkeypatch.setenv("ESRGAN_LAB_WEIGHTS", str(tmp_path / "cache"))
     monkeypatch.setattr(registry, "local_weights_dir", lambda: tmp_path / "local")
@@ -254,7 +254,7 @@ def test_select_weights_random_is_deterministic(tmp_path, monkeypatch):
     for (ka, va), (kb, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
         assert ka == kb and torch.equal(va, vb)
     # the project's weights win when present
-    from esrgan_lab.checkpoints import save_checkpoint
+    from esrgan_lab.weights.checkpoints import save_checkpoint
 
     (tmp_path / "local").mkdir()
     save_checkpoint(tiny(), tmp_path / "local" / "lab-psnr-x4.safetensors")
@@ -301,7 +301,7 @@ def test_gpu_script_dry_run(tmp_path):
     }
     assert result["skipped"].keys() == {"tf32", "fp16"}
     # flop_counter convention: the dry-run model's FLOPs, recomputed here independently
-    from esrgan_lab.complexity import count_flops
+    from esrgan_lab.model.complexity import count_flops
 
     torch.manual_seed(0)
     model = RRDBNet(num_feat=8, num_block=1, num_grow_ch=4)

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from esrgan_lab.rrdbnet import RRDB, ResidualDenseBlock, RRDBNet, count_parameters
+from esrgan_lab.model.rrdbnet import RRDB, ResidualDenseBlock, RRDBNet, count_parameters
 
 
 def _param_count_by_formula(nf: int, nb: int, gc: int, in_ch: int, out_ch: int, nup: int) -> int:

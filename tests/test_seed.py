@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from esrgan_lab.data.seed import get_image_data, postprocess
 from esrgan_lab.errors import ImageReadError
-from esrgan_lab.seed import get_image_data, postprocess
 
 
 def _write(path: Path, array: np.ndarray) -> str:
@@ -106,7 +106,7 @@ def test_postprocess_rejects_wrong_shape() -> None:
 def test_sample_image_falls_back_to_skimage(tmp_path: Path, monkeypatch) -> None:
     from skimage import data as skdata
 
-    from esrgan_lab.samples import sample_image_file
+    from esrgan_lab.data.samples import sample_image_file
 
     monkeypatch.delenv("ESRGAN_LAB_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))

@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 
-from esrgan_lab.evaluate import evaluate_model
+from esrgan_lab.metrics.evaluate import evaluate_model
 from esrgan_lab.settings import REPO_ROOT, niqe_params_path
-from esrgan_lab.weights import load_model
+from esrgan_lab.weights.loading import load_model
 
 WEIGHTS = REPO_ROOT / "data" / "weights"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from esrgan_lab.settings import REPO_ROOT
-from esrgan_lab.weights import load_model
+from esrgan_lab.weights.loading import load_model
 
 
 def test_smoke_config_trains_both_stages_from_the_command_line(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ import yaml
 from safetensors.torch import load_file
 
 from esrgan_lab.errors import ConfigError
-from esrgan_lab.train import run_training
-from esrgan_lab.train_config import load_config, parse_overrides
+from esrgan_lab.training.config import load_config, parse_overrides
+from esrgan_lab.training.trainer import run_training
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.filterwarnings("ignore:VGG19 perceptual loss uses a RANDOM")
@@ -23,7 +23,7 @@ def _val_folder(tmp_path: Path) -> Path:
     """One small held-out validation image (a crop of scikit-image's validation sample)."""
     import cv2
 
-    from esrgan_lab.data import sample_hr_images
+    from esrgan_lab.data.datasets import sample_hr_images
 
     folder = tmp_path / "val"
     if not folder.is_dir():
@@ -120,7 +120,7 @@ def test_bad_config_keys_and_values(tmp_path: Path) -> None:
 
 
 def test_both_stages_end_to_end(tmp_path: Path) -> None:
-    from esrgan_lab.weights import load_model
+    from esrgan_lab.weights.loading import load_model
 
     cfg = load_config(tiny_config(tmp_path))
     out = tmp_path / "run"
@@ -140,7 +140,7 @@ def test_both_stages_end_to_end(tmp_path: Path) -> None:
     assert [float(r["learning_rate_d"]) for r in gan_rows] == [1e-4, 1e-4, 5e-5, 5e-5]
     gm = json.loads((out / "gan" / "metrics.json").read_text())
     assert gm["perceptual_vgg19_weights"].startswith("random-init")
-    # exports: BasicSR layout, loadable by esrgan_lab.weights.load_model
+    # exports: BasicSR layout, loadable by esrgan_lab.weights.loading.load_model
     for fname in ("net_g.safetensors", "net_g_ema.safetensors"):
         model = load_model(out / fname)
         assert model.num_feat == 8 and model.num_block == 1 and model.scale == 4
@@ -173,8 +173,8 @@ def _assert_same(a: Path, b: Path) -> None:
 @pytest.mark.parametrize("stage", ["psnr", "gan"])
 def test_resume_continues_from_the_exact_step(tmp_path: Path, stage: str) -> None:
     """N steps straight == N/2 steps, then --resume for the other N/2 (CPU, bitwise)."""
-    from esrgan_lab.checkpoints import save_checkpoint
-    from esrgan_lab.rrdbnet import RRDBNet
+    from esrgan_lab.model.rrdbnet import RRDBNet
+    from esrgan_lab.weights.checkpoints import save_checkpoint
 
     torch.manual_seed(11)
     init = tmp_path / "init.safetensors"
@@ -231,7 +231,7 @@ def test_time_budget_stops_saves_and_exports(tmp_path: Path) -> None:
 
 def test_mixed_precision_and_channels_last_path(tmp_path: Path) -> None:
     """The GPU settings (bf16 autocast, channels_last) exercised on the CPU."""
-    from esrgan_lab.train import Trainer
+    from esrgan_lab.training.trainer import Trainer
 
     cfg = load_config(tiny_config(tmp_path), [("psnr.total_iter", 2), ("gan.total_iter", 2)])
     trainer = Trainer(cfg, tmp_path / "amp")
@@ -268,7 +268,7 @@ def test_cli_train_and_error_line(tmp_path: Path, capsys) -> None:
 
 def test_trainer_builds_the_batchnorm_ablation_generators(tmp_path: Path) -> None:
     from esrgan_lab.cli import main
-    from esrgan_lab.weights import load_model
+    from esrgan_lab.weights.loading import load_model
 
     for norm in ("batch", "batch_hr"):
         (tmp_path / norm).mkdir()

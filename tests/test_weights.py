@@ -14,8 +14,8 @@ from safetensors import safe_open
 
 import esrgan_lab as lab
 from esrgan_lab.errors import CheckpointError, ConfigError
-from esrgan_lab.rrdbnet import RRDBNet
-from esrgan_lab.weights import (
+from esrgan_lab.model.rrdbnet import RRDBNet
+from esrgan_lab.weights.loading import (
     convert_state_dict,
     detect_layout,
     infer_config,
@@ -51,7 +51,7 @@ def model_and_output() -> tuple[RRDBNet, torch.Tensor, torch.Tensor]:
 
 def test_exported_from_package() -> None:
     for name in ("load_checkpoint", "load_model", "interpolate", "REGISTRY", "fetch_weights"):
-        assert getattr(lab, name) is getattr(lab.weights, name)
+        assert getattr(lab, name) is getattr(lab.weights.loading, name)
 
 
 def test_layout_names_match_the_published_keys(model_and_output) -> None:
@@ -187,7 +187,7 @@ def test_infer_config_gray_in_color_out_and_batchnorm() -> None:
     for norm in ("batch", "batch_hr"):
         sd = RRDBNet(num_feat=8, num_block=1, num_grow_ch=4, norm=norm).state_dict()
         assert infer_config(sd)["norm"] == norm
-        model = lab.weights.model_from_state_dict(sd)
+        model = lab.weights.loading.model_from_state_dict(sd)
         assert model.norm == norm
 
 
@@ -271,7 +271,7 @@ def test_shape_mismatch_is_named(model_and_output) -> None:
     with pytest.raises(
         CheckpointError, match=r"shape mismatch at key 'body\.1\.rdb2\.conv3\.weight'"
     ):
-        lab.weights.model_from_state_dict(sd)
+        lab.weights.loading.model_from_state_dict(sd)
 
 
 def test_bad_files_raise_checkpoint_error(tmp_path) -> None:
@@ -367,7 +367,7 @@ def test_load_model_by_local_name(tmp_path, monkeypatch, model_and_output) -> No
         load_model(Path("nope.pth"))
     # An unregistered file in data/weights is listed from its metadata and loads by name.
     save_checkpoint(tiny(scale=2), tmp_path / "weights" / "my-x2.safetensors", layout="old")
-    entry = lab.weights.get_entry("my-x2")
+    entry = lab.weights.loading.get_entry("my-x2")
     assert (entry.scale, entry.layout, entry.local) == (2, "old", True)
     assert load_model("my-x2").scale == 2
-    assert "my-x2" in [e.name for e in lab.weights.list_entries()]
+    assert "my-x2" in [e.name for e in lab.weights.loading.list_entries()]

@@ -1,4 +1,4 @@
-"""esrgan_lab.widgets and esrgan_lab.memory: headless rule, callbacks, pictures, estimates.
+"""esrgan_lab.lab.widgets and esrgan_lab.model.memory: headless rule, callbacks, pictures, estimates.
 
 Widgets are built with ipywidgets but without a frontend: traitlets observers run
 synchronously, so setting a control's ``value`` runs the callback before the next line.
@@ -14,9 +14,10 @@ import torch
 from matplotlib.figure import Figure
 
 import esrgan_lab as lab
-from esrgan_lab import memory, widgets
-from esrgan_lab.complexity import CONVENTIONS, complexity_report
 from esrgan_lab.errors import ConfigError
+from esrgan_lab.lab import widgets
+from esrgan_lab.model import memory
+from esrgan_lab.model.complexity import CONVENTIONS, complexity_report
 
 TINY = dict(num_block=1, num_feat=16, num_grow_ch=8, scale=4, size=32)
 

@@ -9,7 +9,7 @@ Every process this starts (the Jupyter server, its kernels, the browser) is stop
 touched: notebooks are copied to a temporary folder first, and figures the notebooks save
 go to a temporary ``ESRGAN_LAB_FIGURES``.
 
-The kernel runs the *interactive* path of :mod:`esrgan_lab.widgets`: ``ESRGAN_LAB_HEADLESS``
+The kernel runs the *interactive* path of :mod:`esrgan_lab.lab.widgets`: ``ESRGAN_LAB_HEADLESS``
 and ``MPLBACKEND`` (which ``make test`` sets) are removed from the server's environment,
 so the widgets are live and plots render inline, exactly as under ``make lab``.
 
@@ -321,7 +321,8 @@ COMPARISON_CELLS = [
     """import cv2
 
 import esrgan_lab as lab
-from esrgan_lab import samples, widgets
+from esrgan_lab.data import samples
+from esrgan_lab.lab import widgets
 
 lr_file = samples.sample_image_file("esrgan_samples/LR_baboon.png", fallback="chelsea")
 lq = lab.read_image(lr_file)

@@ -1,8 +1,153 @@
-"""Thin entry point: ``python tools/nbtool.py run|store ...`` (see esrgan_lab.notebooks)."""
+"""``python tools/nbtool.py run|store``: run notebooks headless (papermill), store for nbval.
 
+* :func:`run_notebooks` is ``make figures``: executes every ``notebooks/*.ipynb`` in
+  order with papermill (kernel ``python3``) at its stored parameters, or with
+  ``notebooks/params/<name>.yaml`` when ``full=True``, writes the executed copies to an
+  ignored build folder, and lists the figures each notebook wrote.
+* :func:`store_notebook` executes one notebook and writes it back with only the outputs
+  of cells tagged ``nbval-check-output`` (the invariants nbval compares), so the stored
+  files stay small and diff cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
 import sys
+import tempfile
+import time
+from pathlib import Path
 
-from esrgan_lab.notebooks import main
+from esrgan_lab.fileio import atomic_path
+from esrgan_lab.settings import REPO_ROOT, figures_dir
 
-if __name__ == "__main__":
+NOTEBOOKS = REPO_ROOT / "notebooks"
+BUILD = REPO_ROOT / "build" / "notebooks"
+KERNEL = "python3"
+CHECK_TAG = "nbval-check-output"
+
+
+def _snapshot(folder: Path) -> dict[str, float]:
+    if not folder.is_dir():
+        return {}
+    return {p.name: p.stat().st_mtime_ns for p in folder.glob("*.png")}
+
+
+def _params(path: Path, full: bool) -> dict:
+    if not full:
+        return {}
+    import yaml
+
+    params_file = NOTEBOOKS / "params" / f"{path.stem}.yaml"
+    if not params_file.is_file():
+        return {}
+    with open(params_file) as fh:
+        return yaml.safe_load(fh) or {}
+
+
+def run_notebooks(
+    names: list[str] | None = None, *, full: bool = False, build: Path = BUILD
+) -> int:
+    """Execute notebooks with papermill; return 0 if all ran, 1 otherwise."""
+    import papermill as pm
+
+    paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    if names:
+        paths = [p for p in paths if any(n in p.stem for n in names)]
+    if not paths:
+        print("no notebooks matched", file=sys.stderr)
+        return 1
+    build.mkdir(parents=True, exist_ok=True)
+    failures: list[str] = []
+    for path in paths:
+        before = _snapshot(figures_dir())
+        start = time.perf_counter()
+        print(f"[figures] {path.name}{' (full size)' if full else ''} ...", flush=True)
+        try:
+            pm.execute_notebook(
+                str(path),
+                str(build / path.name),
+                parameters=_params(path, full),
+                kernel_name=KERNEL,
+                cwd=str(NOTEBOOKS),
+                progress_bar=False,
+            )
+        except Exception as exc:  # papermill re-raises the cell's error
+            first = str(exc).strip().splitlines()
+            failures.append(f"{path.name}: {first[-1] if first else type(exc).__name__}")
+            print(f"[figures] FAILED {path.name}: see {build / path.name}", file=sys.stderr)
+            continue
+        after = _snapshot(figures_dir())
+        written = sorted(n for n, m in after.items() if before.get(n) != m)
+        took = time.perf_counter() - start
+        print(f"[figures] {path.name}: {took:.0f} s, wrote {len(written)} figure(s)")
+        for name in written:
+            print(f"    figures/{name}")
+    if failures:
+        print("[figures] failed notebooks:", file=sys.stderr)
+        for line in failures:
+            print(f"    {line}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def store_notebook(path: str | Path) -> Path:
+    """Execute ``path`` and write it back keeping only ``nbval-check-output`` outputs."""
+    import nbformat
+    import papermill as pm
+
+    path = Path(path).resolve()
+    with tempfile.TemporaryDirectory() as tmp:
+        executed = Path(tmp) / path.name
+        pm.execute_notebook(
+            str(path),
+            str(executed),
+            kernel_name=KERNEL,
+            cwd=str(path.parent),
+            progress_bar=False,
+        )
+        nb = nbformat.read(executed, as_version=4)
+    nb.metadata.pop("papermill", None)
+    nb.metadata["kernelspec"] = {
+        "name": KERNEL,
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+        if cell.cell_type != "code":
+            continue
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags:
+            raise RuntimeError("refusing to store a notebook with injected parameters")
+        if CHECK_TAG not in tags:
+            cell.outputs = []
+            cell.execution_count = None
+        else:
+            # drop stderr noise (warnings) from checked cells: only stdout/results are pinned
+            cell.outputs = [
+                o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")
+            ]
+    with atomic_path(path, suffix=".ipynb") as tmp_out:
+        nbformat.write(nb, tmp_out)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="nbtool", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    run_p = sub.add_parser("run", help="execute notebooks with papermill (make figures)")
+    run_p.add_argument("names", nargs="*", help="substrings of notebook names (default: all)")
+    run_p.add_argument("--full", action="store_true", help="use notebooks/params/<name>.yaml")
+    store_p = sub.add_parser("store", help="execute and store notebooks for nbval")
+    store_p.add_argument("paths", nargs="+")
+    args = parser.parse_args(argv)
+    if args.cmd == "run":
+        return run_notebooks(args.names, full=args.full)
+    for p in args.paths:
+        print(f"stored {store_notebook(p)}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

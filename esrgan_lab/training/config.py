@@ -1,0 +1,371 @@
+"""Training configuration: YAML files validated against dataclasses.
+
+A config names the stages to run (``stages: [psnr, gan]``) and holds one section per
+stage; shared sections describe the model, data, runtime and logging. Unknown keys and
+wrong types raise :class:`~esrgan_lab.errors.ConfigError` with the dotted key. See
+``configs/*.yaml`` for commented examples.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+from ..errors import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    """RRDBNet arguments (BasicSR names)."""
+
+    num_feat: int = 64
+    num_block: int = 23
+    num_grow_ch: int = 32
+    res_scale: float = 0.2
+    init_scale: float = 0.1
+    #: None for ESRGAN; "batch" / "batch_hr" only for the BN-removal ablation.
+    norm: Literal["batch", "batch_hr"] | None = None
+
+
+@dataclass
+class DataConfig:
+    """Training and validation data."""
+
+    #: Sources: dataset names under ESRGAN_LAB_DATA, folder paths, or "sample[:split]".
+    train: list[str] = field(default_factory=lambda: ["sample:train"])
+    #: Held-out validation sources (same syntax); empty list disables validation.
+    val: list[str] = field(default_factory=lambda: ["sample:val"])
+    gt_size: int = 128
+    use_flip: bool = True
+    use_rot: bool = True
+    #: Per-process batch size (the global batch is batch_size * world size).
+    batch_size: int = 16
+    num_workers: int = 2
+    #: Use at most this many validation images (None: all).
+    val_max_images: int | None = None
+
+
+@dataclass
+class PerceptualConfig:
+    """VGG19 perceptual loss (paper Sec. 3.3)."""
+
+    layers: dict[str, float] = field(default_factory=lambda: {"conv5_4": 1.0})
+    weight: float = 1.0
+    criterion: Literal["l1", "l2"] = "l1"
+    #: "imagenet" (torchvision weights, cached or downloaded), a URL, a file path, or null for a
+    #: deliberately random VGG19 (logged as such).
+    weights: str | None = "imagenet"
+    #: With weights "imagenet": fall back to a random VGG19 (warning) when unavailable.
+    allow_random_init: bool = False
+    use_input_norm: bool = True
+    range_norm: bool = False
+
+
+@dataclass
+class DiscriminatorConfig:
+    """Discriminator and its optimizer."""
+
+    type: Literal["vgg", "unet"] = "vgg"
+    num_feat: int = 64
+    learning_rate: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
+    weight_decay: float = 0.0
+    milestones: list[int] = field(default_factory=lambda: [50000, 100000, 200000, 300000])
+    gamma: float = 0.5
+
+
+@dataclass
+class StageConfig:
+    """One training stage: iterations, generator optimizer and losses."""
+
+    total_iter: int = 1000
+    #: Wall-clock budget of the training loop in minutes (stops early, saves, exports).
+    max_minutes: float | None = None
+    learning_rate: float = 2e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
+    weight_decay: float = 0.0
+    milestones: list[int] = field(default_factory=lambda: [200000, 400000, 600000, 800000])
+    gamma: float = 0.5
+    #: EMA of the generator weights (BasicSR's ema_decay 0.999); null disables it.
+    ema_decay: float | None = None
+    #: Weight of the L1 pixel loss (1 in the PSNR stage, eta = 1e-2 in the GAN stage).
+    pixel_weight: float = 1.0
+    #: Learning-rate schedule: "multistep" (halve at ``milestones``, the paper's) or
+    #: "cosine" (cosine annealing from ``learning_rate`` to ``eta_min`` over ``total_iter``,
+    #: used by the short CPU recipes, which never reach the paper's milestones).
+    scheduler: Literal["multistep", "cosine"] = "multistep"
+    eta_min: float = 1e-7
+    #: Generator weights to start from. GAN stage default: this run's PSNR-stage output.
+    pretrained_g: str | None = None
+    #: GAN stage only.
+    perceptual: PerceptualConfig | None = None
+    gan_type: Literal["ragan", "vanilla"] = "ragan"
+    #: lambda of the paper (5e-3).
+    gan_weight: float = 5e-3
+    discriminator: DiscriminatorConfig | None = None
+
+
+@dataclass
+class RuntimeConfig:
+    """Where and how to compute."""
+
+    device: str = "auto"
+    #: Mixed precision: "auto" (bf16 autocast where the device computes bf16 natively: CUDA,
+    #: or a CPU with AVX512-BF16/AMX; fp32 elsewhere), "bf16" (required: an error where it
+    #: is not native) or "none" (fp32).
+    amp: Literal["auto", "none", "bf16"] = "auto"
+    #: NHWC tensors for the convolutions (faster with oneDNN on CPU and cuDNN on GPU).
+    channels_last: bool = True
+    tf32: bool = True
+    #: torch.set_num_threads on CPU (None: leave torch's default).
+    num_threads: int | None = None
+
+
+@dataclass
+class LoggingConfig:
+    """Logging, validation and checkpoint cadence (in iterations)."""
+
+    log_every: int = 100
+    val_every: int = 1000
+    save_every: int = 1000
+    keep_checkpoints: int = 2
+    progress: bool = True
+    #: Export weights as "float32" or "float16" (halves the file; for large models).
+    export_dtype: Literal["float32", "float16"] = "float32"
+    #: Every rank writes rank<r>/net_g.safetensors at the end (to check DDP sync).
+    dump_rank_weights: bool = False
+
+
+@dataclass
+class TrainConfig:
+    """A whole training run."""
+
+    name: str = "run"
+    seed: int = 0
+    scale: int = 4
+    stages: list[Literal["psnr", "gan"]] = field(default_factory=lambda: ["psnr"])
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    psnr: StageConfig = field(default_factory=StageConfig)
+    gan: StageConfig = field(
+        default_factory=lambda: StageConfig(
+            total_iter=400000,
+            learning_rate=1e-4,
+            milestones=[50000, 100000, 200000, 300000],
+            pixel_weight=1e-2,
+            perceptual=PerceptualConfig(),
+            discriminator=DiscriminatorConfig(),
+        )
+    )
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    #: Output folder (CLI --out overrides); default runs/<name>.
+    out: str | None = None
+
+    def stage(self, name: str) -> StageConfig:
+        return self.psnr if name == "psnr" else self.gan
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    """Check/convert ``value`` against the annotation ``tp``; ConfigError on mismatch."""
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = get_args(tp)
+        if value is None:
+            if type(None) in args:
+                return None
+            raise ConfigError(f"config key {key!r} must not be null")
+        last: ConfigError | None = None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg, key)
+            except ConfigError as exc:
+                last = exc
+        assert last is not None
+        raise last
+    if origin is Literal:
+        choices = get_args(tp)
+        if value not in choices:
+            raise ConfigError(f"config key {key!r} must be one of {list(choices)}, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"config key {key!r} must be a list, got {value!r}")
+        (item_tp,) = get_args(tp)
+        return [_convert(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {key!r} must be a mapping, got {value!r}")
+        k_tp, v_tp = get_args(tp)
+        return {_convert(k, k_tp, key): _convert(v, v_tp, f"{key}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, key)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key {key!r} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+            raise ConfigError(f"config key {key!r} must be an integer, got {value!r}")
+        return int(value)
+    if tp is float:
+        if isinstance(value, str):
+            try:
+                return float(value)  # YAML reads "2e-4" (no dot) as a string
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"config key {key!r} must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"config key {key!r} must be a string, got {value!r}")
+        return value
+    raise ConfigError(f"config key {key!r}: unsupported type {_type_name(tp)}")  # pragma: no cover
+
+
+def build(cls: type, data: Any, prefix: str = "") -> Any:
+    """Instantiate dataclass ``cls`` from a mapping, rejecting unknown keys."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config section {prefix or '<root>'!r} must be a mapping")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if key not in names:
+            raise ConfigError(f"unknown config key {dotted!r}")
+        kwargs[key] = _convert(value, hints[key], dotted)
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # pragma: no cover - defensive
+        raise ConfigError(f"config section {prefix!r}: {exc}") from None
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A plain-data (YAML/JSON-able) copy of a config dataclass."""
+    return dataclasses.asdict(cfg)
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = {}
+            node[part] = child
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {dotted}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_overrides(items: list[str] | None) -> list[tuple[str, Any]]:
+    """``["psnr.total_iter=10", ...]`` -> ``[("psnr.total_iter", 10), ...]`` (YAML values)."""
+    import yaml
+
+    out = []
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        try:
+            value = yaml.safe_load(raw) if raw else None
+        except yaml.YAMLError:
+            value = raw
+        out.append((key.strip(), value))
+    return out
+
+
+def _merge_stage_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    """Let a partial ``gan:`` section keep the GAN-stage defaults it does not mention."""
+    if isinstance(data.get("gan"), dict):
+        defaults = to_dict(TrainConfig().gan)
+        merged = {**defaults, **data["gan"]}
+        for sub in ("perceptual", "discriminator"):
+            if isinstance(data["gan"].get(sub), dict):
+                merged[sub] = {**defaults[sub], **data["gan"][sub]}
+        data = {**data, "gan": merged}
+    return data
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[tuple[str, Any]] | None = None
+) -> TrainConfig:
+    """Read a YAML config, apply ``--set`` overrides, validate.
+
+    Raises:
+        ConfigError: Missing/unparsable file, unknown key, wrong type or bad combination.
+    """
+    import yaml
+
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such config file")
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ConfigError(f"{path}: not valid YAML ({first})") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: top level must be a mapping")
+        data = loaded or {}
+    for key, value in overrides or []:
+        _set_dotted(data, key, value)
+    try:
+        cfg = build(TrainConfig, _merge_stage_defaults(data))
+        check(cfg)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}" if path is not None else str(exc)) from None
+    return cfg
+
+
+def check(cfg: TrainConfig) -> None:
+    """Cross-field checks that types alone cannot express."""
+    if not cfg.stages:
+        raise ConfigError("config key 'stages' must name at least one stage")
+    if cfg.scale not in (1, 2, 4, 8):
+        raise ConfigError(f"config key 'scale' must be 1, 2, 4 or 8, got {cfg.scale}")
+    if cfg.data.gt_size % cfg.scale:
+        raise ConfigError("config key 'data.gt_size' must be a multiple of 'scale'")
+    if cfg.data.batch_size < 1:
+        raise ConfigError("config key 'data.batch_size' must be >= 1")
+    for name in cfg.stages:
+        st = cfg.stage(name)
+        if st.total_iter < 1:
+            raise ConfigError(f"config key '{name}.total_iter' must be >= 1")
+        if len(st.betas) != 2:
+            raise ConfigError(f"config key '{name}.betas' must have two values")
+        if st.ema_decay is not None and not 0.0 < st.ema_decay < 1.0:
+            raise ConfigError(f"config key '{name}.ema_decay' must be in (0, 1)")
+        if name == "gan":
+            if st.perceptual is None or st.discriminator is None:
+                raise ConfigError("the gan stage needs 'gan.perceptual' and 'gan.discriminator'")
+            if st.discriminator.type == "vgg" and cfg.data.gt_size not in (128, 256):
+                raise ConfigError(
+                    "the 'vgg' discriminator needs data.gt_size 128 or 256; use "
+                    "gan.discriminator.type: unet for other sizes"
+                )
+            if st.discriminator.type == "unet" and cfg.data.gt_size % 8:
+                raise ConfigError("the 'unet' discriminator needs data.gt_size divisible by 8")
+    for key in ("log_every", "val_every", "save_every"):
+        if getattr(cfg.logging, key) < 1:
+            raise ConfigError(f"config key 'logging.{key}' must be >= 1")
