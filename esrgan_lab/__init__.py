@@ -38,15 +38,15 @@ _EXPORTS: dict[str, str] = {
     # figures
     "savefig": "lab.viz",
     # training
-    "PairedPatchDataset": "data.datasets",
-    "PairedImageSet": "data.datasets",
-    "StreamSampler": "data.datasets",
-    "sample_hr_images": "data.datasets",
-    "dataset_images": "data.datasets",
-    "load_source": "data.datasets",
-    "PixelLoss": "losses.basic",
-    "PerceptualLoss": "losses.basic",
-    "GANLoss": "losses.basic",
+    "PairedPatchDataset": "data.paired",
+    "PairedImageSet": "data.paired",
+    "StreamSampler": "data.paired",
+    "sample_hr_images": "data.sources",
+    "dataset_images": "data.sources",
+    "load_source": "data.sources",
+    "PixelLoss": "losses.pixel",
+    "PerceptualLoss": "losses.perceptual",
+    "GANLoss": "losses.gan",
     "VGGFeatureExtractor": "losses.backbones",
     "VGGStyleDiscriminator": "model.discriminators",
     "UNetDiscriminatorSN": "model.discriminators",
@@ -54,6 +54,8 @@ _EXPORTS: dict[str, str] = {
     "TrainConfig": "training.config",
     "load_config": "training.config",
     "Trainer": "training.trainer",
+    "train": "training.trainer",
+    # the former name of `train` (kept so that existing code keeps working)
     "run_training": "training.trainer",
     # errors
     "EsrganLabError": "errors",
@@ -63,20 +65,20 @@ _EXPORTS: dict[str, str] = {
     "ConfigError": "errors",
     "DataError": "errors",
     # weights
-    "load_checkpoint": "weights.loading",
+    "load_checkpoint": "weights.checkpoints",
     "load_model": "weights.loading",
-    "save_checkpoint": "weights.loading",
-    "convert_state_dict": "weights.loading",
-    "detect_layout": "weights.loading",
-    "infer_config": "weights.loading",
-    "interpolate": "weights.loading",
-    "fetch_weights": "weights.loading",
-    "REGISTRY": "weights.loading",
+    "save_checkpoint": "weights.checkpoints",
+    "convert_state_dict": "weights.checkpoints",
+    "detect_layout": "weights.checkpoints",
+    "infer_config": "weights.checkpoints",
+    "interpolate": "weights.checkpoints",
+    "fetch_weights": "weights.registry",
+    "REGISTRY": "weights.registry",
     # degradation and metrics
     "imresize": "data.degrade",
     "modcrop": "data.degrade",
     "bicubic_degrade": "data.degrade",
-    "quantize": "data.degrade",
+    "quantize": "data.images",
     "calculate_psnr": "metrics.psnr_ssim",
     "calculate_ssim": "metrics.psnr_ssim",
     "psnr_torch": "metrics.psnr_ssim",
@@ -94,13 +96,13 @@ _EXPORTS: dict[str, str] = {
     "upscale": "inference.upscale",
     "pick_device": "inference.upscale",
     "auto_tile": "inference.upscale",
-    "estimate_memory": "inference.upscale",
-    "best_available_weights": "inference.upscale",
+    "estimate_memory": "model.memory",
+    "best_available_weights": "weights.loading",
     # ONNX export and precision variants
     "export_onnx": "inference.onnx",
     "OnnxModel": "inference.onnx",
-    "quantize_int8": "lab.precision_study",
-    "select_weights": "lab.precision_study",
+    "quantize_int8": "inference.int8",
+    "select_weights": "weights.loading",
     # interactive widgets (static figures when ESRGAN_LAB_HEADLESS=1)
     "architecture_explorer": "lab.widgets",
     "comparison_slider": "lab.widgets",
@@ -110,12 +112,16 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
+#: Public names whose definition has another name in its module.
+_RENAMED: dict[str, str] = {"run_training": "train"}
+
+
 def __getattr__(name: str) -> Any:
     module_name = _EXPORTS.get(name)
     if module_name is None:
         raise AttributeError(f"module 'esrgan_lab' has no attribute {name!r}")
     module = importlib.import_module(f".{module_name}", __name__)
-    return getattr(module, name)
+    return getattr(module, _RENAMED.get(name, name))
 
 
 def __dir__() -> list[str]:

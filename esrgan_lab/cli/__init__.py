@@ -1,6 +1,6 @@
 """The ``esrgan-lab`` command line.
 
-Each subcommand lives in ``esrgan_lab/commands/<name>.py`` and provides
+Each subcommand lives in ``esrgan_lab/cli/<name>.py`` and provides
 ``register(subparsers) -> argparse.ArgumentParser``; the parser's ``func`` default takes
 the parsed arguments and returns an exit code. Errors a user can cause are raised as
 :class:`~esrgan_lab.errors.EsrganLabError` and printed here as one line.

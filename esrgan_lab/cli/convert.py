@@ -30,13 +30,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..weights.loading import (
-        detect_layout,
-        read_checkpoint,
-        resolve_weights,
-        save_checkpoint,
-        stored_config,
-    )
+    from ..weights.checkpoints import detect_layout, read_checkpoint, save_checkpoint
+    from ..weights.loading import resolve_weights, stored_config
 
     source = resolve_weights(args.input)
     check_output(args.output, [source], force=args.force)

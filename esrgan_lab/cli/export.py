@@ -9,7 +9,7 @@ _EPILOG = """\
 examples:
   esrgan-lab export --weights lab-psnr-x4 -o lab-psnr-x4.onnx
   esrgan-lab export --weights RRDB_ESRGAN_x4.pth -o esrgan.onnx --opset 18 --fp16
-  esrgan-lab export --weights auto -o model.onnx      # best weights on disk, else random
+  esrgan-lab export --weights random -o model.onnx    # an untrained paper-size RRDBNet
 
 The graph takes 'lq' (N x 3 x H x W, float32 RGB in [0, 1]) with dynamic N, H and W and
 returns 'sr'. After writing it, the command runs torch and ONNX Runtime on two random
@@ -37,8 +37,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--weights",
         required=True,
         metavar="NAME|PATH",
-        help="weights name or checkpoint file; 'auto' picks the best on disk "
-        "(esrgan_lab.lab.precision_study.select_weights; random if none)",
+        help="weights name or checkpoint file; 'random' exports an untrained RRDBNet of the "
+        "paper's size (only when named)",
     )
     p.add_argument("-o", "--output", required=True, type=Path, help="output .onnx file")
     p.add_argument(
@@ -63,17 +63,14 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from ..fileio import check_output
     from ..inference.onnx import check_output_path, export_onnx
+    from ..weights.loading import RANDOM, load_model, resolve_weights, select_weights
 
     inputs: list[Path] = []
-    if args.weights == "auto":
-        from ..lab.precision_study import select_weights
-
-        choice = select_weights()
-        model, label = choice.model, choice.name or "random"
-        print(choice.note)
+    if args.weights == RANDOM:
+        choice = select_weights(RANDOM)
+        model, label = choice.model, choice.label
+        print(f"exporting an untrained network: {label}")
     else:
-        from ..weights.loading import load_model, resolve_weights
-
         source = resolve_weights(args.weights)
         inputs.append(source)
         check_output_path(args.output, inputs)

@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..weights.loading import interpolate, load_checkpoint, resolve_weights, save_checkpoint
+    from ..weights.checkpoints import interpolate, load_checkpoint, save_checkpoint
+    from ..weights.loading import resolve_weights
 
     path_a, path_b = resolve_weights(args.a), resolve_weights(args.b)
     check_output(args.output, [path_a, path_b], force=args.force)

@@ -17,7 +17,7 @@ Set14), and preprocessed as --protocol feeds the network (seed: whole image to 1
 """
 
 
-#: Mirrors of esrgan_lab.lab.precision_study constants (a test keeps them equal), so that building
+#: Mirrors of esrgan_lab.inference.int8 constants (a test keeps them equal), so that building
 #: the CLI parser does not import torch.
 CALIBRATION_DATASETS = ("BSD68", "SunHays80")
 CALIBRATION_METHODS = ("percentile", "minmax", "entropy")
@@ -60,14 +60,14 @@ def run(args: argparse.Namespace) -> int:
 
     from ..errors import ConfigError
     from ..fileio import check_output
-    from ..inference.onnx import OnnxModel, check_output_path
-    from ..lab.precision_study import (
+    from ..inference.int8 import (
         assert_disjoint,
         calibration_images,
         evaluation_images,
         make_reader,
         quantize_int8,
     )
+    from ..inference.onnx import OnnxModel, check_output_path
 
     check_output_path(args.output, [args.model])
     if not args.model.is_file():

@@ -18,7 +18,7 @@ from pathlib import Path
 from ..errors import ConfigError, EsrganLabError
 
 #: Default ``--max-pixels``: the largest untiled input (512 x 512 px; an x4 RRDBNet
-#: needs about 4 GB of activations for it, see :func:`esrgan_lab.inference.upscale.estimate_memory`).
+#: needs about 4 GB of activations for it, see :func:`esrgan_lab.model.memory.estimate_memory`).
 DEFAULT_MAX_PIXELS = 512 * 512
 _EXTS = ("auto", "png", "jpg", "webp", "tif", "bmp")
 
@@ -200,7 +200,6 @@ def run(args: argparse.Namespace) -> int:
 
     from ..data.images import can_store, fit_to_format, read_image, write_image
     from ..inference.upscale import (
-        best_available_weights,
         pick_device,
         prepare_model,
         resize_output,
@@ -218,12 +217,13 @@ def run(args: argparse.Namespace) -> int:
     if outdir.exists() and not outdir.is_dir():
         raise ConfigError(f"{outdir}: output exists and is not a folder")
 
+    from ..weights.loading import best_available_weights, load_model
+
     weights = args.weights or best_available_weights("gan")
     if weights is None:
         raise ConfigError(
             "no weights on disk: pass --weights NAME|PATH (see `esrgan-lab weights list`)"
         )
-    from ..weights.loading import load_model
 
     model = load_model(weights)
     dev = pick_device(args.device)

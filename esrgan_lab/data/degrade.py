@@ -18,7 +18,8 @@ Python loops over pixels.
 Dtype rule:
     * numpy in -> ``float64`` out, on the *same value scale* as the input (a uint8
       image gives floats in about ``[0, 255]``, unrounded and unclipped; bicubic
-      overshoots). Use :func:`quantize` to get what a saved PNG would hold.
+      overshoots). Use :func:`esrgan_lab.data.images.quantize` to get what a saved PNG
+      would hold.
     * torch in -> same floating dtype and device out; computed in float64 internally so
       that numpy and torch give the same numbers (to float32 rounding for float32).
 """
@@ -30,6 +31,8 @@ from typing import TypeVar
 
 import numpy as np
 import torch
+
+from .images import quantize
 
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
@@ -174,33 +177,6 @@ def imresize(
     return np.ascontiguousarray(np.swapaxes(out, 0, 1))
 
 
-def quantize(img: np.ndarray, data_range: float = 255.0) -> np.ndarray:
-    """What saving ``img`` as an 8-bit PNG keeps: scale to 255, round half up, clip, uint8.
-
-    Args:
-        img: Float image on ``[0, data_range]``.
-        data_range: 255 for images on the 8-bit scale, 1 for ``[0, 1]`` images.
-
-    Returns:
-        uint8 array of the same shape.
-    """
-    arr = np.asarray(img, dtype=np.float64) * (255.0 / data_range)
-    # MATLAB's uint8() rounds halves away from zero; np.round would round to even.
-    return np.clip(np.floor(arr + 0.5), 0, 255).astype(np.uint8)
-
-
-def quantize_tensor(img: torch.Tensor) -> torch.Tensor:
-    """Torch twin of :func:`quantize` for ``[0, 1]`` tensors: round to 1/255 steps, clip.
-
-    Returns a tensor of the input's dtype on ``[0, 1]`` whose values are ``k / 255``.
-    """
-    return (
-        torch.clamp(torch.floor(img.to(torch.float64) * 255.0 + 0.5), 0, 255)
-        .div(255.0)
-        .to(img.dtype)
-    )
-
-
 def modcrop(img: ArrayT, scale: int) -> ArrayT:
     """Crop height and width down to multiples of ``scale`` (keeps the top-left corner).
 
@@ -236,3 +212,13 @@ def bicubic_degrade(gt: np.ndarray, scale: int) -> np.ndarray:
 def bicubic_upscale(lq: np.ndarray, scale: int) -> np.ndarray:
     """The bicubic baseline: MATLAB ``imresize(lq, scale)`` of a uint8 image, as uint8."""
     return quantize(imresize(np.asarray(lq), float(scale)))
+
+
+def standard_pair(gt: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(modcrop(gt), lq)`` of the standard protocol: the LQ is :func:`bicubic_degrade`.
+
+    The degradation of the paper's x4 setting and of every published SR table; any
+    channel order (channels are independent).
+    """
+    gt = modcrop(np.asarray(gt), scale)
+    return gt, bicubic_degrade(gt, scale)

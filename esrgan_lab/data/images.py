@@ -197,76 +197,87 @@ def _channels(image: np.ndarray) -> int:
     return 1 if image.ndim == 2 else image.shape[2]
 
 
-def array_to_tensor(image: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """OpenCV array -> RGB float tensor in ``[0, 1]`` plus the alpha plane, if any.
+# --------------------------------------------------------------------------- conversion
 
-    Values are divided by the dtype's full scale (255 or 65535), not by the data maximum.
+
+def quantize(
+    img: np.ndarray | torch.Tensor, data_range: float = 255.0, dtype: np.dtype | type = np.uint8
+) -> np.ndarray:
+    """Float values -> integer image: scale to the dtype's full range, round, clip.
+
+    The project's one rounding rule: halves round *up* (``floor(x + 0.5)``), as MATLAB's
+    ``uint8()`` does, so the bicubic LQ images match MATLAB's byte for byte. Layout is
+    kept (no channel reordering).
+
+    Args:
+        img: Float array or tensor on ``[0, data_range]``.
+        data_range: 255 for values on the 8-bit scale, 1 for ``[0, 1]`` images.
+        dtype: ``np.uint8`` or ``np.uint16``.
+
+    Returns:
+        An array of ``dtype`` with the shape of ``img``.
+    """
+    full = dtype_max(dtype)
+    if isinstance(img, torch.Tensor):
+        t = img.detach().to("cpu", torch.float64 if full > 255 else torch.float32)
+        return t.mul(full / data_range).add_(0.5).floor_().clamp_(0, full).numpy().astype(dtype)
+    arr = np.asarray(img, dtype=np.float64) * (full / data_range)
+    return np.clip(np.floor(arr + 0.5), 0, full).astype(dtype)
+
+
+def array_to_tensor(image: np.ndarray, *, batch: bool = True) -> torch.Tensor:
+    """OpenCV array -> RGB float32 tensor on ``[0, 1]``: the project's one conversion.
+
+    Values are divided by the dtype's full scale (255 or 65535), never by the data's
+    maximum. Channels are reordered from OpenCV's BGR(A) to RGB(A).
 
     Args:
         image: ``(H, W)`` gray, ``(H, W, 3)`` BGR or ``(H, W, 4)`` BGRA; uint8 or uint16.
+        batch: Add the leading batch axis.
 
     Returns:
-        ``(color, alpha)``: ``color`` is ``(1, 3, H, W)`` RGB, or ``(1, 1, H, W)`` for a
-        gray input; ``alpha`` is ``(1, 1, H, W)`` or ``None``. Both float32 on the CPU.
+        ``(1, C, H, W)`` (``(C, H, W)`` without ``batch``) with ``C`` 1 (gray), 3 (RGB)
+        or 4 (RGBA).
+
+    Raises:
+        ConfigError: Another shape or dtype.
     """
     scale = dtype_max(image.dtype)
     if image.ndim == 2:
-        color, alpha = image[:, :, None], None
+        planes = image[:, :, None]
     elif image.ndim == 3 and image.shape[2] == 3:
-        color, alpha = image[:, :, ::-1], None
+        planes = image[:, :, ::-1]
     elif image.ndim == 3 and image.shape[2] == 4:
-        color, alpha = image[:, :, 2::-1], image[:, :, 3:]
+        planes = image[:, :, [2, 1, 0, 3]]
     else:
         raise ConfigError(f"unsupported image shape {image.shape}")
-
-    def to_tensor(a: np.ndarray) -> torch.Tensor:
-        t = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)).astype(np.float32))
-        return t.div_(scale).unsqueeze(0)
-
-    return to_tensor(color), (to_tensor(alpha) if alpha is not None else None)
+    t = torch.from_numpy(np.ascontiguousarray(planes.transpose(2, 0, 1))).to(torch.float32)
+    t = t.div_(scale)
+    return t.unsqueeze(0) if batch else t
 
 
-def quantize(tensor: torch.Tensor, dtype: np.dtype | type = np.uint8) -> np.ndarray:
-    """Float ``[0, 1]`` tensor -> integer array of ``dtype`` (round half to even, clip).
+def tensor_to_array(tensor: torch.Tensor, dtype: np.dtype | type = np.uint8) -> np.ndarray:
+    """Inverse of :func:`array_to_tensor`: RGB(A) float tensor -> OpenCV array.
 
-    Keeps the tensor's layout (no channel reordering); runs on the CPU.
-    """
-    scale = dtype_max(dtype)
-    t = tensor.detach().to("cpu", torch.float32)
-    return t.mul(scale).round_().clamp_(0, scale).numpy().astype(dtype)
-
-
-def tensor_to_array(
-    color: torch.Tensor,
-    alpha: torch.Tensor | None = None,
-    dtype: np.dtype | type = np.uint8,
-) -> np.ndarray:
-    """Inverse of :func:`array_to_tensor`: RGB(+alpha) float tensor -> OpenCV array.
+    Values are clipped to ``[0, 1]`` and rounded with :func:`quantize`'s rule.
 
     Args:
-        color: ``(1, C, H, W)`` or ``(C, H, W)`` with ``C`` 3 (RGB) or 1 (gray), values
-            in ``[0, 1]`` (clipped).
-        alpha: Optional ``(1, 1, H, W)`` / ``(1, H, W)`` / ``(H, W)`` alpha plane.
-        dtype: ``np.uint8`` or ``np.uint16``; values are rounded and clipped to it.
+        tensor: ``(1, C, H, W)`` or ``(C, H, W)`` with ``C`` 1 (gray), 3 (RGB) or 4 (RGBA).
+        dtype: ``np.uint8`` or ``np.uint16``.
 
     Returns:
-        ``(H, W)``, ``(H, W, 3)`` BGR or ``(H, W, 4)`` BGRA of ``dtype`` (gray with
-        alpha becomes BGRA, the layout OpenCV reads gray+alpha PNGs as).
+        ``(H, W)``, ``(H, W, 3)`` BGR or ``(H, W, 4)`` BGRA of ``dtype``.
+
+    Raises:
+        ConfigError: A batch of more than one image or another channel count.
     """
-    if color.ndim == 4:
-        if color.shape[0] != 1:
-            raise ConfigError(f"tensor_to_array takes one image, got batch {color.shape[0]}")
-        color = color[0]
-    if color.ndim != 3 or color.shape[0] not in (1, 3):
-        raise ConfigError(f"expected a (1|3, H, W) tensor, got {tuple(color.shape)}")
-    if color.shape[0] == 3:
-        planes = [color[2], color[1], color[0]]
-    elif alpha is not None:  # OpenCV has no gray+alpha layout: write BGRA
-        planes = [color[0]] * 3
-    else:
-        planes = [color[0]]
-    if alpha is not None:
-        planes.append(alpha.reshape(color.shape[-2:]))
-    stacked = torch.stack(planes, dim=-1)
-    out = quantize(stacked, dtype)
-    return out[:, :, 0] if out.shape[2] == 1 else out
+    if tensor.ndim == 4:
+        if tensor.shape[0] != 1:
+            raise ConfigError(f"tensor_to_array takes one image, got batch {tensor.shape[0]}")
+        tensor = tensor[0]
+    if tensor.ndim != 3 or tensor.shape[0] not in (1, 3, 4):
+        raise ConfigError(f"expected a (1|3|4, H, W) tensor, got {tuple(tensor.shape)}")
+    order = {1: [0], 3: [2, 1, 0], 4: [2, 1, 0, 3]}[tensor.shape[0]]
+    hwc = tensor.detach()[order].permute(1, 2, 0).clamp(0, 1)
+    out = quantize(hwc, data_range=1.0, dtype=dtype)
+    return np.ascontiguousarray(out[:, :, 0] if out.shape[2] == 1 else out)

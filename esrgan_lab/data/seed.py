@@ -90,3 +90,22 @@ def postprocess(output: np.ndarray | torch.Tensor) -> np.ndarray:
     out = np.transpose(out, (1, 2, 0))  # CHW -> HWC
     out = np.clip(out, 0.0, 1.0)
     return np.round(out * 255.0).astype(np.uint8)
+
+
+#: Input side of the seed's fixed ``1 x 3 x 128 x 128`` network input.
+SEED_INPUT_SIZE = 128
+
+
+def seed_pair(
+    gt: np.ndarray, scale: int, size: int = SEED_INPUT_SIZE
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(reference, lq)`` of the seed protocol, both uint8 (any channel order).
+
+    ``lq`` is what the seed's :func:`get_image_data` feeds the network (the whole image
+    squashed to ``size x size`` with ``INTER_AREA``); ``reference`` is the GT squashed
+    the same way to the ``size*scale`` square output (the most plausible reading of what
+    the seed compared against; see :mod:`esrgan_lab.metrics.evaluate`).
+    """
+    lq = cv2.resize(gt, (size, size), interpolation=cv2.INTER_AREA)
+    ref = cv2.resize(gt, (size * scale, size * scale), interpolation=cv2.INTER_AREA)
+    return ref, lq

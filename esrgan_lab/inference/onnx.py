@@ -383,7 +383,7 @@ class OnnxModel:
 
     Args:
         path: ONNX file (from :func:`export_onnx`, :func:`convert_fp16` or
-            :func:`esrgan_lab.quantize.quantize_int8`).
+            :func:`esrgan_lab.inference.int8.quantize_int8`).
         threads: ``intra_op_num_threads`` (default 2, the project's CPU budget).
         providers: Execution providers (default ``["CPUExecutionProvider"]``).
 
@@ -463,15 +463,13 @@ class OnnxModel:
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """uint8 BGR ``(h, w, 3)`` -> uint8 BGR ``(h*s, w*s, 3)``: the evaluation contract.
 
-        The conversion matches :func:`esrgan_lab.metrics.evaluate._torch_forward` (``/255``,
-        BGR->RGB, clamp to [0, 1], round half up), so torch and ONNX variants are scored
-        on equal terms.
+        The conversion is the one :func:`esrgan_lab.metrics.evaluate.run_model` uses for
+        torch models (:func:`~esrgan_lab.data.images.array_to_tensor` and back), so torch
+        and ONNX variants are scored on equal terms.
         """
-        from ..data.degrade import quantize
+        from ..data.images import array_to_tensor, tensor_to_array
 
-        x = image[..., ::-1].transpose(2, 0, 1)[None].astype(np.float32) / 255.0
-        y = np.clip(self.run(x)[0], 0.0, 1.0).astype(np.float64)
-        return quantize(y.transpose(1, 2, 0)[..., ::-1], data_range=1.0)
+        return tensor_to_array(torch.from_numpy(self.run(array_to_tensor(image).numpy())))
 
     def __repr__(self) -> str:
         return f"OnnxModel({str(self.path)!r}, precision={self.metadata.get('precision', '?')})"

@@ -52,8 +52,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.images import dtype_max
-from ..errors import ConfigError, EsrganLabError
+from ..data.images import array_to_tensor, tensor_to_array
+from ..errors import ConfigError
+from ..model.memory import activation_bytes_per_pixel
+from ..model.rrdbnet import model_scale, size_multiple
 
 AlphaMode = Literal["model", "bicubic"]
 TileSpec = int | Literal["auto"] | None
@@ -63,14 +65,6 @@ Backend = Literal["auto", "torch", "onnxruntime"]
 MIN_SIZE = 8
 #: Smallest tile :func:`auto_tile` and the CUDA out-of-memory retry go down to.
 MIN_TILE = 16
-#: Peak activation elements per trunk (LR) pixel, in units of ``num_feat + 4 num_grow_ch``
-#: (the widest concatenation inside a dense block; several such tensors are alive at once).
-LR_FACTOR = 2.5
-#: Peak activation elements per *output* pixel, in units of ``num_feat``: the upsampled
-#: features, the conv output and oneDNN scratch buffers. Calibrated on RRDBNet (nf 32/64,
-#: scale 1/2/4) from the process's peak RSS: measured 9.2 KB (channels_last) to 14.7 KB
-#: (contiguous) per input pixel for the x4 model in fp32; this factor gives 16.3 KB.
-HR_FACTOR = 3.5
 #: Fraction of free memory :func:`auto_tile` lets one tile's activations use.
 MEMORY_FRACTION = 0.5
 
@@ -216,28 +210,6 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype
 # --------------------------------------------------------------------------- model
 
 
-def model_scale(model: nn.Module) -> int:
-    """The model's upscaling factor, from its ``scale`` attribute.
-
-    Raises:
-        ConfigError: The model has no positive integer ``scale``.
-    """
-    scale = getattr(model, "scale", None)
-    if not isinstance(scale, int) or scale < 1:
-        raise ConfigError(
-            f"{type(model).__name__} has no integer `scale` attribute; set model.scale"
-        )
-    return scale
-
-
-def size_multiple(model: nn.Module) -> int:
-    """Input height and width must be multiples of this (pixel-unshuffle factor)."""
-    factor = getattr(model, "unshuffle", None)
-    if isinstance(factor, int) and factor >= 1:
-        return factor
-    return {1: 4, 2: 2}.get(model_scale(model), 1)
-
-
 def _is_channels_last(model: nn.Module) -> bool:
     for p in model.parameters():
         if p.ndim == 4:
@@ -284,32 +256,6 @@ def prepare_model(
 
 
 # --------------------------------------------------------------------------- memory
-
-
-def activation_bytes_per_pixel(model: nn.Module, dtype: torch.dtype = torch.float32) -> float:
-    """Estimated peak activation memory of one forward pass, in bytes per *input* pixel.
-
-    For RRDBNet (Wang et al. 2018, Fig. 4) the widest tensors are the dense-block
-    concatenations, ``num_feat + 4 num_grow_ch`` channels at trunk resolution, and the
-    ``num_feat``-channel features of the upsampler and HR convs at output resolution;
-    :data:`LR_FACTOR` and :data:`HR_FACTOR` account for the several copies alive at once.
-    Models without ``num_feat`` / ``num_grow_ch`` are assumed to be ESRGAN-sized (64 / 32).
-    """
-    num_feat = int(getattr(model, "num_feat", 64))
-    num_grow = int(getattr(model, "num_grow_ch", 32))
-    scale = model_scale(model)
-    unshuffle = size_multiple(model)
-    elements = (
-        LR_FACTOR * (num_feat + 4 * num_grow) / unshuffle**2 + HR_FACTOR * num_feat * scale**2
-    )
-    return elements * torch.empty((), dtype=dtype).element_size()
-
-
-def estimate_memory(
-    model: nn.Module, height: int, width: int, dtype: torch.dtype = torch.float32
-) -> int:
-    """Estimated peak activation bytes of running ``model`` on an ``height x width`` input."""
-    return int(activation_bytes_per_pixel(model, dtype) * height * width)
 
 
 def memory_budget(device: torch.device) -> int:
@@ -725,26 +671,17 @@ def _upscale_array(
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise ConfigError(f"empty image {image.shape}")
     height, width = image.shape[:2]
-    full = dtype_max(image.dtype)
     plan = _make_plan(model, height, width, tile, tile_pad, dtype, device, channels_last, backend)
     s = plan.scale
     out_h, out_w = height * s, width * s
     out_shape = (out_h, out_w) if image.ndim == 2 else (out_h, out_w, image.shape[2])
     out = np.empty(out_shape, dtype=image.dtype)
     ph, pw = _padded_size(height, width, plan.multiple)
+    planes = array_to_tensor(image)  # (1, C, H, W): gray, RGB or RGBA
 
-    def as_input(planes: np.ndarray) -> torch.Tensor:
-        """HWC (C = 1 or 3, RGB order) integers -> padded (1, 3, H, W) float32 in [0, 1]."""
-        t = torch.from_numpy(np.ascontiguousarray(planes.transpose(2, 0, 1)))
-        t = t.to(torch.float32).div_(full).unsqueeze(0)
-        if t.shape[1] == 1:
-            t = t.expand(1, 3, height, width)
-        return _pad_reflect(t, ph, pw)
-
-    def to_int(t: torch.Tensor) -> np.ndarray:
-        """(C, h, w) float -> (h, w, C) integers of the image dtype (round, clip)."""
-        q = t.clamp_(0, 1).mul_(full).round_()
-        return q.permute(1, 2, 0).numpy().astype(image.dtype)
+    def as_input(t: torch.Tensor) -> torch.Tensor:
+        """(1, 1|3, H, W) -> padded (1, 3, H, W): a gray plane runs as three equal ones."""
+        return _pad_reflect(t.expand(1, 3, height, width), ph, pw)
 
     def clip(y0: int, y1: int, x0: int, x1: int) -> tuple[int, int]:
         return min(y1, out_h) - y0, min(x1, out_w) - x0
@@ -755,20 +692,18 @@ def _upscale_array(
             return
         t = t[0, :, :h, :w]
         if image.ndim == 2:
-            out[y0 : y0 + h, x0 : x0 + w] = to_int(t.mean(0, keepdim=True))[:, :, 0]
+            out[y0 : y0 + h, x0 : x0 + w] = tensor_to_array(t.mean(0, keepdim=True), out.dtype)
         else:
-            out[y0 : y0 + h, x0 : x0 + w, :3] = to_int(t.flip(0))  # RGB -> BGR
+            out[y0 : y0 + h, x0 : x0 + w, :3] = tensor_to_array(t, out.dtype)
 
     def alpha_sink(y0: int, y1: int, x0: int, x1: int, t: torch.Tensor) -> None:
         h, w = clip(y0, y1, x0, x1)
         if h <= 0 or w <= 0:
             return
-        out[y0 : y0 + h, x0 : x0 + w, 3] = to_int(t[0, :, :h, :w].mean(0, keepdim=True))[:, :, 0]
+        plane = t[0, :, :h, :w].mean(0, keepdim=True)
+        out[y0 : y0 + h, x0 : x0 + w, 3] = tensor_to_array(plane, out.dtype)
 
-    if image.ndim == 2:
-        passes = [(as_input(image[:, :, None]), color_sink)]
-    else:
-        passes = [(as_input(image[:, :, 2::-1]), color_sink)]  # BGR -> RGB
+    passes = [(as_input(planes[:, : 1 if image.ndim == 2 else 3]), color_sink)]
     if image.ndim == 3 and image.shape[2] == 4:
         plane = image[:, :, 3]
         lo, hi = plane.min(), plane.max()
@@ -777,7 +712,7 @@ def _upscale_array(
         elif alpha == "bicubic":
             out[:, :, 3] = cv2.resize(plane, (out_w, out_h), interpolation=cv2.INTER_CUBIC)
         else:
-            passes.append((as_input(plane[:, :, None]), alpha_sink))
+            passes.append((as_input(planes[:, 3:4]), alpha_sink))
     _forward(plan, passes, progress)
     return out
 
@@ -791,106 +726,3 @@ def resize_output(image: np.ndarray, height: int, width: int) -> np.ndarray:
     shrink = height * width < h * w
     interp = cv2.INTER_AREA if shrink else cv2.INTER_LANCZOS4
     return cv2.resize(image, (width, height), interpolation=interp)
-
-
-# --------------------------------------------------------------------------- weights
-
-
-#: Candidate weights in order of preference: the official ESRGAN models first, then the
-#: project's own (``data/weights``).
-GAN_WEIGHTS: tuple[str, ...] = ("esrgan-x4", "esrgan-x4-basicsr", "lab-gan-x4")
-PSNR_WEIGHTS: tuple[str, ...] = ("esrgan-psnr-x4", "lab-psnr-x4")
-#: (PSNR, GAN) pairs for network interpolation, each from one training run.
-INTERPOLATION_PAIRS: tuple[tuple[str, str], ...] = (
-    ("esrgan-psnr-x4", "esrgan-x4"),
-    ("lab-psnr-x4", "lab-gan-x4"),
-)
-
-
-def weights_available(name: str) -> bool:
-    """Whether the named weights are on disk already (never downloads)."""
-    try:
-        from ..weights.registry import get_entry
-
-        return get_entry(name).path.is_file()
-    except EsrganLabError:
-        return False
-
-
-def best_available_weights(kind: Literal["gan", "psnr"] = "gan") -> str | None:
-    """Name of the best weights of ``kind`` present on disk, or ``None``.
-
-    ``"gan"`` prefers the official ESRGAN model (:data:`GAN_WEIGHTS`), ``"psnr"`` the
-    official PSNR-oriented RRDBNet (:data:`PSNR_WEIGHTS`); both fall back to the
-    project's own ``lab-*`` weights. Nothing is downloaded.
-    """
-    names = GAN_WEIGHTS if kind == "gan" else PSNR_WEIGHTS
-    return next((n for n in names if weights_available(n)), None)
-
-
-def best_interpolation_pair() -> tuple[str, str] | None:
-    """The first (PSNR, GAN) pair of :data:`INTERPOLATION_PAIRS` with both files present."""
-    for pair in INTERPOLATION_PAIRS:
-        if all(weights_available(n) for n in pair):
-            return pair
-    return None
-
-
-@dataclass
-class ModelPair:
-    """A PSNR-oriented and a GAN generator of one architecture, for network interpolation.
-
-    Attributes:
-        psnr: The PSNR-oriented model (``theta_PSNR``, interpolation ``alpha = 0``).
-        gan: The GAN model (``theta_GAN``, ``alpha = 1``).
-        source: ``"official"``, ``"project"`` or ``"untrained"``.
-        names: The weights names, or ``None`` for untrained networks.
-        note: One sentence saying what was loaded, for notebooks and logs.
-    """
-
-    psnr: nn.Module
-    gan: nn.Module
-    source: Literal["official", "project", "untrained"]
-    names: tuple[str, str] | None
-    note: str
-
-
-def load_interpolation_pair(untrained_config: dict[str, Any] | None = None) -> ModelPair:
-    """The best (PSNR, GAN) pair on disk, or two untrained networks, said plainly.
-
-    Preference (:data:`INTERPOLATION_PAIRS`): the official ``esrgan-psnr-x4`` /
-    ``esrgan-x4`` (Wang et al. 2018, Sec. 3.4 interpolates exactly these), then this
-    project's ``lab-psnr-x4`` / ``lab-gan-x4`` from ``data/weights``. Nothing is
-    downloaded. Without either pair, two randomly initialised RRDBNets (seeds 0 and 1)
-    of ``untrained_config`` (default: the paper's architecture) stand in, so the code
-    runs everywhere -- their outputs show the mechanics, not super-resolution.
-    """
-    pair = best_interpolation_pair()
-    if pair is not None:
-        from ..weights.loading import load_model
-
-        source = "official" if pair[0].startswith("esrgan") else "project"
-        return ModelPair(
-            load_model(pair[0]),
-            load_model(pair[1]),
-            source,
-            pair,
-            f"loaded the {source} weights {pair[0]!r} (PSNR) and {pair[1]!r} (GAN)",
-        )
-    from ..model.rrdbnet import RRDBNet
-
-    config = dict(untrained_config or {})
-    models = []
-    for seed in (0, 1):
-        torch.manual_seed(seed)
-        models.append(RRDBNet(**config).eval())
-    described = ", ".join(f"{k}={v}" for k, v in config.items()) or "paper defaults"
-    return ModelPair(
-        models[0],
-        models[1],
-        "untrained",
-        None,
-        "no pretrained weights found (neither esrgan-psnr-x4/esrgan-x4 in the weights cache "
-        "nor lab-psnr-x4/lab-gan-x4 in data/weights): using two UNTRAINED random RRDBNets "
-        f"({described}); the pictures show the mechanics, not super-resolution",
-    )

@@ -1,7 +1,11 @@
-"""Small measurements on a model for the notebooks: stage shapes, activation magnitudes."""
+"""Small measurements for the notebooks: stage shapes, activation magnitudes, timings."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
+import numpy as np
 import torch
 from torch import nn
 
@@ -71,3 +75,32 @@ def trunk_activation_std(model: RRDBNet, lq: torch.Tensor) -> list[float]:
         stds.append(feat.std().item())
     model.train(was_training)
     return stds
+
+
+def time_runs(
+    fn: Callable[[], object],
+    repeats: int = 5,
+    warmup: int = 1,
+    synchronize: Callable[[], object] | None = None,
+) -> np.ndarray:
+    """Wall-clock seconds of ``repeats`` calls of ``fn()`` after ``warmup`` calls.
+
+    ``synchronize`` (e.g. ``torch.cuda.synchronize``) is called before starting and
+    after stopping each clock, so asynchronous devices are timed fully.
+    """
+    for _ in range(warmup):
+        fn()
+    sync = synchronize or (lambda: None)
+    times = []
+    for _ in range(max(1, repeats)):
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return np.asarray(times)
+
+
+def time_call(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
+    """Median of :func:`time_runs`."""
+    return float(np.median(time_runs(fn, repeats, warmup)))

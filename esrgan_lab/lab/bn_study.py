@@ -4,46 +4,45 @@ The paper removes every BatchNorm layer from the generator because "BN layers te
 bring artifacts" when "the statistics of training and testing datasets differ a lot",
 and because removing them saves computation and memory. It then needs residual scaling
 (beta = 0.2) and a 0.1-scaled MSRA init to train the deep BN-free trunk. This module
-holds the reusable pieces of notebook ``02_bn_removal_ablation``:
+holds the study code of notebook ``02_bn_removal_ablation``:
 
-* :func:`train_variants` trains *matched* small generators - same seed (so the same conv
-  weights at start: BatchNorm layers draw no random numbers), the same batches in the same
-  order, the same iterations, L1 loss and Adam - differing only in ``norm``,
-  ``res_scale`` or ``init_scale``. It is a thin loop over the package's
-  :class:`~esrgan_lab.data.datasets.PairedPatchDataset`, because the package trainer's config has
-  no ``norm`` key (the BN variants exist only for this ablation).
+* :func:`train_variants` trains *matched* generators through the project's trainer -
+  same seed (so the same conv weights at start: BatchNorm layers draw no random
+  numbers), the same batches in the same order, the same iterations, L1 loss and Adam -
+  differing only in ``model.norm``, ``model.res_scale`` or ``model.init_scale``.
 * :class:`Shift` and :func:`shift_study` evaluate every model on inputs whose statistics
   differ from training (gain, gamma, another dataset), with PSNR relative to bicubic.
 * :func:`bn_input_stats` compares each BN layer's running statistics with the batch
-  statistics of a given input; :func:`super_resolve` can run BN with batch statistics.
-* :func:`fold_batchnorm`, :func:`time_call`, :func:`saved_tensor_bytes` and
-  :func:`peak_activation_bytes` measure what removing BN saves.
+  statistics of a given input; :func:`batch_stats_copy` runs BN with batch statistics.
+* :func:`fold_batchnorm` and :func:`measure_cost` measure what removing BN saves.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import time
-import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 
-from ..data.datasets import NamedImage, PairedImageSet, PairedPatchDataset, load_source
+from ..data.paired import PairedImageSet
+from ..data.sources import NamedImage
+from ..metrics.evaluate import score_pairs
+from ..model.memory import peak_activation_bytes, saved_activation_bytes
 from ..model.rrdbnet import Norm, RRDBNet
-from ..training.trainer import tensor_to_uint8, y_psnr
+from ..training.config import TrainConfig
+from .analysis import time_call
+from .runs import Run, make_config, run_config
 
 # --------------------------------------------------------------------------- variants
 
 
 @dataclass(frozen=True)
-class Variant:
+class GeneratorVariant:
     """One generator of the ablation: an RRDBNet that differs only in these fields.
 
     Attributes:
@@ -60,340 +59,109 @@ class Variant:
     res_scale: float = 0.2
     init_scale: float = 0.1
 
+    def overrides(self) -> dict[str, object]:
+        """The config keys this variant sets."""
+        return {
+            "model.norm": self.norm,
+            "model.res_scale": self.res_scale,
+            "model.init_scale": self.init_scale,
+        }
+
 
 #: The three generators of the BN comparison (paper Sec. 3.1, supplement Exp_BNinHR).
-BN_VARIANTS: tuple[Variant, ...] = (
-    Variant("no BN (ESRGAN)", None),
-    Variant("BN in LR trunk (SRGAN)", "batch"),
-    Variant("BN also in HR (Exp_BNinHR)", "batch_hr"),
+BN_VARIANTS: tuple[GeneratorVariant, ...] = (
+    GeneratorVariant("no BN (ESRGAN)", None),
+    GeneratorVariant("BN in LR trunk (SRGAN)", "batch"),
+    GeneratorVariant("BN also in HR (Exp_BNinHR)", "batch_hr"),
 )
 
 #: Training a deeper BN-free trunk (supplement): plain MSRA init without residual
 #: scaling, the 0.1-scaled init, residual scaling 0.2, and both (ESRGAN's choice).
-INIT_VARIANTS: tuple[Variant, ...] = (
-    Variant("MSRA init, beta 1", None, res_scale=1.0, init_scale=1.0),
-    Variant("init x0.1, beta 1", None, res_scale=1.0, init_scale=0.1),
-    Variant("MSRA init, beta 0.2", None, res_scale=0.2, init_scale=1.0),
-    Variant("init x0.1, beta 0.2 (ESRGAN)", None, res_scale=0.2, init_scale=0.1),
+INIT_VARIANTS: tuple[GeneratorVariant, ...] = (
+    GeneratorVariant("MSRA init, beta 1", None, res_scale=1.0, init_scale=1.0),
+    GeneratorVariant("init x0.1, beta 1", None, res_scale=1.0, init_scale=0.1),
+    GeneratorVariant("MSRA init, beta 0.2", None, res_scale=0.2, init_scale=1.0),
+    GeneratorVariant("init x0.1, beta 0.2 (ESRGAN)", None, res_scale=0.2, init_scale=0.1),
 )
 
 
-def build_generator(
-    variant: Variant,
-    *,
-    num_feat: int,
-    num_block: int,
-    num_grow_ch: int,
-    scale: int = 4,
-    seed: int = 0,
-) -> RRDBNet:
-    """An :class:`RRDBNet` for ``variant``, initialised from ``seed``.
+def build_generator(variant: GeneratorVariant, cfg: TrainConfig) -> RRDBNet:
+    """The untrained generator the trainer starts ``variant`` from (same seeding).
 
-    BatchNorm layers are initialised without random numbers, so every variant built
-    with the same seed and sizes starts from the *same* conv weights (up to
-    ``init_scale``); only the inserted BN layers and the scalings differ.
+    The trainer seeds with ``cfg.seed`` (+ the stage index, 0 for the PSNR stage) before
+    building the generator, so this is exactly its initial network.
     """
-    torch.manual_seed(seed)
+    cfg = make_config(cfg, **variant.overrides())
+    m = cfg.model
+    torch.manual_seed(cfg.seed)
     return RRDBNet(
-        scale=scale,
-        num_feat=num_feat,
-        num_block=num_block,
-        num_grow_ch=num_grow_ch,
-        norm=variant.norm,
-        res_scale=variant.res_scale,
-        init_scale=variant.init_scale,
+        scale=cfg.scale,
+        num_feat=m.num_feat,
+        num_block=m.num_block,
+        num_grow_ch=m.num_grow_ch,
+        norm=m.norm,
+        res_scale=m.res_scale,
+        init_scale=m.init_scale,
     )
 
 
-# --------------------------------------------------------------------------- data
+def train_variants(
+    variants: Sequence[GeneratorVariant],
+    base: TrainConfig,
+    out: str | Path,
+    *,
+    seeds: Sequence[int] = (0,),
+    progress: bool = False,
+) -> dict[str, list[Run]]:
+    """Train every variant with every seed under identical conditions (module docstring).
 
+    Each run is the PSNR stage of ``base`` with the variant's model fields and the seed
+    set, written to ``out/<variant index>_seed<seed>``.
 
-#: Gray images scikit-image ships; replicated to RGB they are the fallback "other dataset".
-SKIMAGE_OTHER = ("camera", "moon", "brick")
-
-
-def skimage_images(names: Sequence[str] = SKIMAGE_OTHER) -> list[NamedImage]:
-    """scikit-image sample images as RGB uint8 (gray ones replicated to three channels)."""
-    import skimage.data
-
-    out = []
-    for name in names:
-        img = np.asarray(getattr(skimage.data, name)())
-        if img.ndim == 2:
-            img = np.repeat(img[..., None], 3, axis=2)
-        out.append(NamedImage(name, np.ascontiguousarray(img[..., :3].astype(np.uint8))))
-    return out
-
-
-@dataclass(frozen=True)
-class Sources:
-    """Where the ablation's images come from.
-
-    Attributes:
-        train: :func:`~esrgan_lab.data.datasets.load_source` string of the training images.
-        val: Validation images (PSNR against iteration).
-        test: Test sets by name, for the final table.
-        other: The "another dataset" of the statistics-shift study.
-        fallback: True when no datasets were found and scikit-image images stand in.
+    Returns:
+        ``{variant.name: [Run per seed]}`` in the order given.
     """
-
-    train: str
-    val: str
-    test: tuple[str, ...]
-    other: str
-    fallback: bool
-
-
-def default_sources(max_val: int = 5, max_other: int = 4) -> Sources:
-    """BSD68 / Set5 / Set14 / SunHays80 under ``ESRGAN_LAB_DATA``, else scikit-image images.
-
-    With the datasets: train on BSD68, validate on Set5, test on Set5 and Set14, and use
-    SunHays80 (scene photographs, larger and differently exposed) as the other dataset.
-    Without: train on ``sample:train``, validate/test on ``sample:val``, and use the gray
-    scikit-image images (:data:`SKIMAGE_OTHER`) as the other dataset.
-    """
-    from ..settings import dataset_dir
-
-    names = ("BSD68", "Set5", "Set14", "SunHays80")
-    if all(dataset_dir(n) is not None for n in names):
-        return Sources(
-            train="BSD68",
-            val=f"Set5[:{max_val}]",
-            test=("Set5", "Set14"),
-            other=f"SunHays80[:{max_other}]",
-            fallback=False,
-        )
-    return Sources(
-        train="sample:train",
-        val="sample:val",
-        test=("sample:val",),
-        other="skimage:" + ",".join(SKIMAGE_OTHER),
-        fallback=True,
-    )
-
-
-def load_images(source: str) -> list[NamedImage]:
-    """:func:`~esrgan_lab.data.datasets.load_source` plus ``"skimage:NAME,NAME"`` for sample images."""
-    if source.startswith("skimage:"):
-        return skimage_images(source.split(":", 1)[1].split(","))
-    return load_source(source)
-
-
-def batch_at(
-    dataset: PairedPatchDataset, iteration: int, batch_size: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``(lq, gt)`` batch of ``iteration``: stream positions ``[i*B, (i+1)*B)``.
-
-    The same positions as :class:`~esrgan_lab.data.datasets.StreamSampler` on one process, so
-    every model of an ablation sees exactly the same patches in the same order.
-
-    Shapes:
-        ``lq: (B, 3, gt_size/scale, gt_size/scale)``, ``gt: (B, 3, gt_size, gt_size)``
-    """
-    items = [dataset[iteration * batch_size + k] for k in range(batch_size)]
-    return torch.stack([it["lq"] for it in items]), torch.stack([it["gt"] for it in items])
-
-
-def batches(
-    dataset: PairedPatchDataset, iterations: int, batch_size: int
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """:func:`batch_at` for iterations ``0 .. iterations-1``."""
-    for it in range(iterations):
-        yield batch_at(dataset, it, batch_size)
+    out = Path(out)
+    runs: dict[str, list[Run]] = {}
+    for i, v in enumerate(variants):
+        for seed in seeds:
+            cfg = make_config(base, seed=seed, stages=["psnr"], **v.overrides())
+            run = run_config(v.name, cfg, out / f"{i}_seed{seed}")["psnr"]
+            runs.setdefault(v.name, []).append(run)
+            if progress:
+                _, val = run.curve("val_psnr")
+                last = f"{val[-1]:.2f} dB" if len(val) else "-"
+                print(
+                    f"{v.name:<30} seed {seed}: {run.seconds:6.1f} s  val PSNR {last}"
+                    f"{'  (diverged)' if run.diverged else ''}"
+                )
+    return runs
 
 
 # --------------------------------------------------------------------------- evaluation
 
 
-def _to_input(lq: np.ndarray) -> torch.Tensor:
-    return (
-        torch.from_numpy(np.ascontiguousarray(lq.transpose(2, 0, 1))).float().div_(255).unsqueeze(0)
-    )
+def batch_stats_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose BatchNorms normalise with the statistics of each input
+    (train-mode BN) instead of the running statistics gathered in training; the
+    original's running statistics are left untouched."""
+    return copy.deepcopy(model).train()
 
 
-@torch.no_grad()
-def super_resolve(model: nn.Module, lq: np.ndarray, use_batch_stats: bool = False) -> np.ndarray:
-    """Run ``model`` on one RGB uint8 ``(h, w, 3)`` image -> RGB uint8 ``(h*s, w*s, 3)``.
+def psnr_list(model: nn.Module | None, pairs: PairedImageSet) -> list[float]:
+    """Y-PSNR (crop_border = scale) of ``model`` on every pair; ``None`` model = bicubic.
 
-    Args:
-        model: The generator (its train/eval mode is restored afterwards).
-        lq: Low-resolution input.
-        use_batch_stats: Normalise every BatchNorm with the statistics of *this input*
-            (train-mode BN) instead of the running statistics gathered in training; the
-            running statistics are left untouched (a copy of the model runs).
+    Scores with the project's one scoring loop
+    (:func:`esrgan_lab.metrics.evaluate.score_pairs`). The model runs in its current
+    mode: eval mode uses BN's running statistics, :func:`batch_stats_copy` the input's.
     """
-    was_training = model.training
-    net = model
-    if use_batch_stats:
-        net = copy.deepcopy(model).train()
-    else:
-        model.eval()
-    try:
-        sr = net(_to_input(lq))[0]
-    finally:
-        model.train(was_training)
-    return tensor_to_uint8(sr)
+    report = score_pairs("bicubic" if model is None else model, pairs, pairs.scale)
+    return [s.psnr for s in report.scores]
 
 
-def psnr_list(
-    model: nn.Module | None, pairs: PairedImageSet, use_batch_stats: bool = False
-) -> list[float]:
-    """Y-PSNR (crop_border = scale) of ``model`` on every pair; ``None`` model = bicubic."""
-    from ..data.degrade import bicubic_upscale
-
-    out = []
-    for _, gt, lq in pairs:
-        if model is None:
-            sr = bicubic_upscale(lq, pairs.scale)
-        else:
-            sr = super_resolve(model, lq, use_batch_stats)
-        out.append(y_psnr(sr, gt, pairs.scale))
-    return out
-
-
-def mean_psnr(
-    model: nn.Module | None, pairs: PairedImageSet, use_batch_stats: bool = False
-) -> float:
+def mean_psnr(model: nn.Module | None, pairs: PairedImageSet) -> float:
     """Mean of :func:`psnr_list`."""
-    return float(np.mean(psnr_list(model, pairs, use_batch_stats)))
-
-
-# --------------------------------------------------------------------------- training
-
-
-@dataclass
-class History:
-    """What one training run logged.
-
-    Attributes:
-        loss: L1 loss of every iteration (``nan`` once diverged).
-        val_iters: Iterations at which validation ran (0 = before training).
-        val_psnr: Mean validation Y-PSNR at those iterations.
-        seconds: Wall-clock time of the training loop (validation excluded).
-        diverged: The loss became non-finite; training stopped there.
-    """
-
-    loss: list[float] = field(default_factory=list)
-    val_iters: list[int] = field(default_factory=list)
-    val_psnr: list[float] = field(default_factory=list)
-    seconds: float = 0.0
-    diverged: bool = False
-
-
-def train_l1(
-    model: nn.Module,
-    dataset: PairedPatchDataset,
-    *,
-    iterations: int,
-    batch_size: int,
-    learning_rate: float = 2e-4,
-    val_pairs: PairedImageSet | None = None,
-    val_every: int = 0,
-) -> History:
-    """The PSNR-oriented stage in miniature: L1 loss, Adam(0.9, 0.99) (paper Sec. 4.1).
-
-    Args:
-        model: Generator, trained in place.
-        dataset: Patch source; batches come from :func:`batch_at` (same for every model).
-        iterations: Optimizer steps.
-        batch_size: Patches per step.
-        learning_rate: Adam step size (2e-4 in the paper, no decay at this length).
-        val_pairs: Validation images; with ``val_every > 0`` PSNR is measured at
-            iteration 0, every ``val_every`` iterations and at the end.
-        val_every: Validation period in iterations (0: only at the end, if ``val_pairs``).
-
-    Returns:
-        The :class:`History`; a non-finite loss stops training (``diverged``).
-    """
-    hist = History()
-    opt = torch.optim.Adam(model.parameters(), lr=learning_rate, betas=(0.9, 0.99))
-
-    def validate(it: int) -> None:
-        if val_pairs is not None:
-            hist.val_iters.append(it)
-            hist.val_psnr.append(mean_psnr(model, val_pairs))
-
-    if val_every:
-        validate(0)
-    elapsed = 0.0
-    for it, (lq, gt) in enumerate(batches(dataset, iterations, batch_size), start=1):
-        start = time.perf_counter()
-        model.train()
-        opt.zero_grad(set_to_none=True)
-        loss = F.l1_loss(model(lq), gt)
-        if not torch.isfinite(loss):
-            hist.diverged = True
-            hist.loss.append(float("nan"))
-            break
-        loss.backward()
-        opt.step()
-        elapsed += time.perf_counter() - start
-        hist.loss.append(float(loss.detach()))
-        if val_every and it % val_every == 0 and it != iterations:
-            validate(it)
-    hist.seconds = elapsed
-    if not hist.diverged and (val_every or val_pairs is not None):
-        validate(iterations)
-    model.eval()
-    return hist
-
-
-@dataclass
-class Trained:
-    """A trained generator of the ablation and its log."""
-
-    variant: Variant
-    model: RRDBNet
-    history: History
-
-
-def train_variants(
-    variants: Sequence[Variant],
-    dataset: PairedPatchDataset,
-    *,
-    num_feat: int,
-    num_block: int,
-    num_grow_ch: int,
-    iterations: int,
-    batch_size: int,
-    learning_rate: float = 2e-4,
-    val_pairs: PairedImageSet | None = None,
-    val_every: int = 0,
-    seed: int = 0,
-    progress: bool = False,
-) -> dict[str, Trained]:
-    """Train one generator per variant under identical conditions (see module docstring).
-
-    Returns:
-        ``{variant.name: Trained}`` in the order given.
-    """
-    out: dict[str, Trained] = {}
-    for v in variants:
-        model = build_generator(
-            v,
-            num_feat=num_feat,
-            num_block=num_block,
-            num_grow_ch=num_grow_ch,
-            scale=dataset.scale,
-            seed=seed,
-        )
-        hist = train_l1(
-            model,
-            dataset,
-            iterations=iterations,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            val_pairs=val_pairs,
-            val_every=val_every,
-        )
-        if progress:
-            last = f"{hist.val_psnr[-1]:.2f} dB" if hist.val_psnr else "-"
-            print(
-                f"{v.name:<30} {hist.seconds:6.1f} s  val PSNR {last}"
-                f"{'  (diverged)' if hist.diverged else ''}"
-            )
-        out[v.name] = Trained(v, model, hist)
-    return out
+    return float(np.mean(psnr_list(model, pairs)))
 
 
 # --------------------------------------------------------------------------- shifts
@@ -412,7 +180,7 @@ class Shift:
     gamma: float = 1.0
 
     def apply(self, img: np.ndarray) -> np.ndarray:
-        """RGB uint8 -> RGB uint8 with the shift applied (clipped, rounded)."""
+        """uint8 image -> uint8 image with the shift applied (clipped, rounded)."""
         x = img.astype(np.float64) / 255.0
         x = self.gain * np.power(x, self.gamma)
         return np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8)
@@ -445,8 +213,9 @@ def shift_study(
     bic = {name: np.asarray(psnr_list(None, pairs)) for name, pairs in sets.items()}
     out: dict[str, dict[str, float]] = {}
     for mname, model in models.items():
+        net = batch_stats_copy(model) if use_batch_stats else model.eval()
         out[mname] = {
-            sname: float(np.mean(np.asarray(psnr_list(model, pairs, use_batch_stats)) - bic[sname]))
+            sname: float(np.mean(np.asarray(psnr_list(net, pairs)) - bic[sname]))
             for sname, pairs in sets.items()
         }
     return out
@@ -579,105 +348,6 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     return folded
 
 
-def time_call(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
-    """Median wall-clock seconds of ``fn()`` over ``repeats`` runs after ``warmup`` runs."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
-def saved_tensor_bytes(model: nn.Module, x: torch.Tensor) -> int:
-    """Bytes autograd keeps for the backward pass of one training-mode forward of ``model``.
-
-    Every tensor saved for backward is recorded by
-    :func:`torch.autograd.graph.saved_tensors_hooks`; storages are counted once, and
-    parameters are excluded (they exist anyway). This is the activation memory of
-    training, where BatchNorm adds its inputs (and per-channel statistics).
-    """
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    seen: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        st = t.untyped_storage()
-        ptr = st.data_ptr()
-        if ptr not in params:
-            seen[ptr] = max(seen.get(ptr, 0), st.nbytes())
-        return t
-
-    was_training = model.training
-    model.train()
-    try:
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            out = model(x)
-        del out
-    finally:
-        model.train(was_training)
-    return int(sum(seen.values()))
-
-
-class _LiveBytes(TorchDispatchMode):
-    """Tracks the bytes of tensors created by ops while they are alive; keeps the peak."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.live: dict[int, list[int]] = {}  # storage ptr -> [refs, nbytes]
-        self.current = 0
-        self.peak = 0
-
-    def _release(self, ptr: int) -> None:
-        entry = self.live.get(ptr)
-        if entry is None:
-            return
-        entry[0] -= 1
-        if entry[0] == 0:
-            self.current -= entry[1]
-            del self.live[ptr]
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        outs = out if isinstance(out, (tuple, list)) else (out,)
-        for t in outs:
-            if not isinstance(t, torch.Tensor) or t.device.type == "meta":
-                continue
-            st = t.untyped_storage()
-            ptr = st.data_ptr()
-            if ptr == 0:
-                continue
-            entry = self.live.get(ptr)
-            if entry is None:
-                entry = self.live[ptr] = [0, st.nbytes()]
-                self.current += entry[1]
-                self.peak = max(self.peak, self.current)
-            entry[0] += 1
-            weakref.finalize(t, self._release, ptr)
-        return out
-
-
-def peak_activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
-    """Peak bytes of the tensors alive during one eval-mode, no-grad forward of ``model``.
-
-    Counts the storages that the forward's own ops allocate (not the input or the
-    weights), freeing each when its last tensor dies - the activation memory of
-    inference, independent of the allocator and of other processes.
-    """
-    was_training = model.training
-    model.eval()
-    mode = _LiveBytes()
-    try:
-        with torch.no_grad(), mode:
-            out = model(x)
-            peak = mode.peak
-        del out
-    finally:
-        model.train(was_training)
-    return int(peak)
-
-
 @dataclass
 class Cost:
     """Measured cost of one generator (see :func:`measure_cost`)."""
@@ -693,21 +363,29 @@ class Cost:
 def measure_cost(
     name: str, model: nn.Module, input_shape: tuple[int, int, int, int], repeats: int = 5
 ) -> Cost:
-    """Eval forward time, train-mode forward+backward time and memory of ``model``.
+    """Eval forward time, training-step time and memory of ``model``.
 
-    Times are medians of ``repeats`` runs (they depend on the machine and its load);
-    the byte counts are exact for the given shape.
+    The training step is the project's :func:`~esrgan_lab.training.steps.psnr_step`
+    (forward, L1 backward, optimizer step) with a zero-rate SGD optimizer, so the
+    weights stay as they are. Times are medians of ``repeats`` runs (they depend on the
+    machine and its load); the byte counts are exact for the given shape.
     """
+    from ..training.steps import psnr_step
+
     torch.manual_seed(0)
     x = torch.rand(input_shape)
+    scale = getattr(model, "scale", 4)
+    target = torch.rand(
+        input_shape[0], input_shape[1], input_shape[2] * scale, input_shape[3] * scale
+    )
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
 
     def fwd() -> None:
         with torch.no_grad():
             model(x)
 
     def fwd_bwd() -> None:
-        model.zero_grad(set_to_none=True)
-        model(x).mean().backward()
+        psnr_step(model, opt, x, target)
 
     was_training = model.training
     try:
@@ -719,7 +397,7 @@ def measure_cost(
         model.load_state_dict(state)
         model.zero_grad(set_to_none=True)
         peak = peak_activation_bytes(model, x)
-        saved = saved_tensor_bytes(model, x)
+        saved = saved_activation_bytes(model, x)
         model.load_state_dict(state)
     finally:
         model.train(was_training)

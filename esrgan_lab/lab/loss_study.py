@@ -7,29 +7,31 @@
   :func:`gan_loss_terms` evaluates both losses on the same discriminator logits and the
   generator's gradient with respect to the fake logits, split into the RaGAN's real and
   fake terms; :func:`gradient_sweep` shows how each behaves as the fakes improve.
-* The generator objective ``L_G = L_percep + lambda L_G^Ra + eta L_1`` (paper Eq. 3,
-  :data:`PAPER_WEIGHTS`) and a short stage-2 ablation (:func:`train_stage2`,
-  :data:`STAGE2_VARIANTS`) scored by PSNR and NIQE (:func:`score_sr`).
+* The generator objective ``L_G = L_percep + lambda L_G^Ra + eta L_1`` (paper Eq. 3) and
+  the stage-2 ablation (:func:`train_stage2`, :data:`STAGE2_VARIANTS`): every variant
+  trains through the project's trainer from the same PSNR-oriented generator, and is
+  scored by PSNR and NIQE (:func:`score`).
 """
 
 from __future__ import annotations
 
-import copy
-import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.datasets import PairedImageSet, PairedPatchDataset
-from ..losses.backbones import RANDOM_INIT, VGG19_LAYERS, VGGFeatureExtractor
-from ..losses.basic import GANLoss, PerceptualLoss
-from ..training.trainer import y_psnr
-from .bn_study import batch_at, super_resolve
+from ..data.images import array_to_tensor
+from ..data.paired import PairedImageSet
+from ..losses.backbones import VGG19_LAYERS, VGGFeatureExtractor
+from ..losses.gan import GANLoss
+from ..metrics.evaluate import score_pairs
+from ..training.config import TrainConfig
+from ..training.steps import StepResult
+from .runs import Run, make_config, run_config
 
 #: Loss weights of the paper's GAN stage (Eq. 3): perceptual 1, lambda = 5e-3, eta = 1e-2.
 PAPER_WEIGHTS: dict[str, float] = {"perceptual": 1.0, "gan": 5e-3, "pixel": 1e-2}
@@ -40,24 +42,21 @@ VGG19_CONVS: tuple[str, ...] = tuple(n for n in VGG19_LAYERS if n.startswith("co
 # --------------------------------------------------------------------------- VGG features
 
 
-def study_vgg(
-    weights: str | None = "imagenet", layers: Sequence[str] = VGG19_CONVS
-) -> VGGFeatureExtractor:
-    """A frozen VGG19 returning ``layers``; falls back to a (seeded) random network.
-
-    The fallback warning is swallowed here because :func:`weights_label` states it
-    (notebooks put that label on every figure that depends on the weights).
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return VGGFeatureExtractor(list(layers), weights=weights, allow_random_init=True)
+def study_vgg(backbone: str, layers: Sequence[str] = VGG19_CONVS) -> VGGFeatureExtractor:
+    """A frozen feature network returning ``layers`` (VGG19 names; see
+    :class:`~esrgan_lab.losses.backbones.VGGFeatureExtractor`). No fallback: a backbone
+    that cannot be had raises."""
+    return VGGFeatureExtractor(list(layers), backbone)
 
 
 def weights_label(vgg: VGGFeatureExtractor) -> str:
-    """``"ImageNet VGG19 (<file>)"`` or a loud notice that the network is random."""
-    if vgg.weights_source == RANDOM_INIT:
-        return "RANDOM-init VGG19 (ImageNet weights unavailable: not the paper's network)"
-    return f"ImageNet VGG19 ({vgg.weights_source})"
+    """What a figure says about the feature network it shows."""
+    names = {
+        "vgg19-imagenet": "ImageNet VGG19 (the paper's)",
+        "vgg16-hed": "VGG16 trunk of HED (ImageNet, fine-tuned on BSDS500 edges)",
+        "random": "RANDOM-init VGG19 (untrained: not the paper's network)",
+    }
+    return names.get(vgg.backbone, f"VGG19 from {vgg.backbone}")
 
 
 @torch.no_grad()
@@ -74,10 +73,15 @@ def active_fraction(vgg: VGGFeatureExtractor, images: torch.Tensor) -> dict[str,
         images: ``(N, 3, H, W)`` RGB on [0, 1].
 
     Returns:
-        ``{layer: fraction in [0, 1]}`` for every conv layer the extractor returns.
+        ``{layer: fraction in [0, 1]}`` for every conv layer of the backbone the extractor
+        computes (its own names: a VGG16 trunk has ``conv5_3``, not ``conv5_4``).
     """
     feats = vgg(images)
-    return {n: float((f > 0).float().mean()) for n, f in feats.items() if n.startswith("conv")}
+    out = {}
+    for requested, actual in vgg.layer_map.items():
+        if requested.startswith("conv") and actual not in out:
+            out[actual] = float((feats[requested] > 0).float().mean())
+    return out
 
 
 @torch.no_grad()
@@ -193,184 +197,145 @@ def gradient_sweep(real_logits: torch.Tensor, offsets: Sequence[float]) -> dict[
 
 @dataclass(frozen=True)
 class Stage2Variant:
-    """Loss terms of one short GAN-stage run: weights of L1, perceptual and RaGAN."""
+    """Which loss terms one GAN-stage run uses; the weights come from the base config.
+
+    Attributes:
+        name: Label in tables and plots.
+        perceptual: Use the base config's perceptual term.
+        gan_type: ``"ragan"`` (ESRGAN), ``"vanilla"`` (SRGAN's standard GAN) or ``None``
+            (no adversarial term, no discriminator).
+        layer: Perceptual layer instead of the base config's, e.g. ``"relu5_4"`` (after
+            activation, SRGAN's choice) against ``"conv5_4"`` (before, ESRGAN's).
+    """
 
     name: str
-    pixel: float
-    perceptual: float
-    gan: float
+    perceptual: bool = True
+    gan_type: str | None = "ragan"
+    layer: str | None = None
+
+    def overrides(self, base: TrainConfig) -> dict[str, object]:
+        """Config keys that turn ``base``'s GAN stage into this variant."""
+        pc = base.gan.perceptual
+        out: dict[str, object] = {
+            "gan.perceptual.weight": pc.weight if self.perceptual else 0.0,
+            "gan.gan_weight": base.gan.gan_weight if self.gan_type else 0.0,
+            "gan.gan_type": self.gan_type or base.gan.gan_type,
+        }
+        if self.layer:
+            out["gan.perceptual.layers"] = {self.layer: 1.0}
+        return out
 
 
-#: The stage-2 ablation: L1 only, + perceptual, + RaGAN (the paper's full Eq. 3).
+#: The stage-2 ablation (paper Sec. 3.2-3.3, Fig. 7 and the supplement).
 STAGE2_VARIANTS: tuple[Stage2Variant, ...] = (
-    Stage2Variant("L1 only", PAPER_WEIGHTS["pixel"], 0.0, 0.0),
-    Stage2Variant("L1 + perceptual", PAPER_WEIGHTS["pixel"], PAPER_WEIGHTS["perceptual"], 0.0),
-    Stage2Variant(
-        "L1 + perceptual + RaGAN",
-        PAPER_WEIGHTS["pixel"],
-        PAPER_WEIGHTS["perceptual"],
-        PAPER_WEIGHTS["gan"],
-    ),
+    Stage2Variant("L1 only", perceptual=False, gan_type=None),
+    Stage2Variant("L1 + perceptual", gan_type=None),
+    Stage2Variant("L1 + perceptual (after ReLU)", gan_type=None, layer="relu5_4"),
+    Stage2Variant("L1 + perceptual + standard GAN", gan_type="vanilla"),
+    Stage2Variant("L1 + perceptual + RaGAN (ESRGAN)", gan_type="ragan"),
 )
 
 
 @dataclass
 class Stage2Result:
-    """A generator after a short stage-2 run and what was logged.
+    """A finished stage-2 run and the adversarial terms seen along the way.
 
     Attributes:
-        log: Per iteration: ``l_pix``, ``l_percep``, ``l_gan`` (weighted, as in ``L_G``),
-            ``l_d`` and the mean real/fake logits ``d_real``, ``d_fake`` (GAN runs).
-        gan_terms: :func:`gan_loss_terms` on the logits of each iteration (GAN runs).
-        last_logits: ``(real, fake)`` logits of the last iteration's D step.
+        variant: What was trained.
+        run: The trainer's record (log, metrics, exported generator).
+        gan_terms: :func:`gan_loss_terms` on every D step's logits (GAN variants).
+        last_logits: ``(real, fake)`` logits of the last D step.
     """
 
     variant: Stage2Variant
-    model: nn.Module
-    log: dict[str, list[float]] = field(default_factory=dict)
+    run: Run
     gan_terms: list[GanTerms] = field(default_factory=list)
     last_logits: tuple[torch.Tensor, torch.Tensor] | None = None
-    seconds: float = 0.0
 
 
 def train_stage2(
-    variant: Stage2Variant,
-    generator: nn.Module,
-    dataset: PairedPatchDataset,
+    variants: Sequence[Stage2Variant],
+    base: TrainConfig,
+    pretrained_g: str | Path,
+    out: str | Path,
     *,
-    iterations: int,
-    batch_size: int,
-    perceptual: PerceptualLoss | None = None,
-    discriminator: nn.Module | None = None,
-    learning_rate: float = 1e-4,
-    seed: int = 0,
-) -> Stage2Result:
-    """A short GAN stage (paper Sec. 4.1) from a copy of ``generator``.
-
-    ``L_G = w_p L_percep + w_g L_G^Ra + w_1 L_1`` with the variant's weights; when
-    ``w_g > 0`` a copy of ``discriminator`` is trained with ``L_D^Ra`` after every
-    generator step (Adam 1e-4, betas 0.9/0.99 for both, as in the paper). The batches are
-    the same :func:`~esrgan_lab.lab.bn_study.batch_at` stream for every variant.
+    seed: int | None = None,
+    record_terms: bool = True,
+) -> dict[str, Stage2Result]:
+    """Train every variant's GAN stage from the same PSNR-oriented generator.
 
     Args:
-        variant: Loss weights.
-        generator: The PSNR-oriented generator to start from (not modified).
-        dataset: Patch source (``gt_size`` must suit the discriminator).
-        iterations: Generator steps.
-        batch_size: Patches per step.
-        perceptual: Loss for ``w_p > 0`` (its ``weight`` should be 1; ``w_p`` scales it).
-        discriminator: Untrained discriminator for ``w_g > 0`` (copied).
-        learning_rate: Generator and discriminator step size.
-        seed: Seeds torch before training (discriminator sampling has none, but be safe).
+        variants: Loss-term choices.
+        base: A config whose ``gan`` section holds the weights, discriminator and data.
+        pretrained_g: The PSNR-oriented generator all variants start from.
+        out: Output folder (one subfolder per variant).
+        seed: Overrides ``base.seed``.
+        record_terms: Collect :func:`gan_loss_terms` after every D step (a trainer
+            callback).
     """
-    if variant.perceptual and perceptual is None:
-        raise ValueError(f"{variant.name}: a perceptual loss is needed")
-    if variant.gan and discriminator is None:
-        raise ValueError(f"{variant.name}: a discriminator is needed")
-    torch.manual_seed(seed)
-    net_g = copy.deepcopy(generator).train()
-    opt_g = torch.optim.Adam(net_g.parameters(), lr=learning_rate, betas=(0.9, 0.99))
-    net_d = opt_d = None
-    gan = GANLoss("ragan", variant.gan)
-    if variant.gan:
-        net_d = copy.deepcopy(discriminator).train()
-        opt_d = torch.optim.Adam(net_d.parameters(), lr=learning_rate, betas=(0.9, 0.99))
-    res = Stage2Result(variant, net_g)
-    keys = ["l_pix", "l_percep", "l_gan", "l_d", "d_real", "d_fake"]
-    res.log = {k: [] for k in keys}
-    start = time.perf_counter()
-    for it in range(iterations):
-        lq, gt = batch_at(dataset, it, batch_size)
-        # -- generator step (D frozen)
-        opt_g.zero_grad(set_to_none=True)
-        sr = net_g(lq)
-        l_pix = variant.pixel * F.l1_loss(sr, gt)
-        l_total = l_pix
-        row = {k: float("nan") for k in keys}
-        row["l_pix"] = float(l_pix.detach())
-        if variant.perceptual:
-            l_percep = variant.perceptual * perceptual(sr, gt)
-            l_total = l_total + l_percep
-            row["l_percep"] = float(l_percep.detach())
-        if variant.gan:
-            for p in net_d.parameters():
-                p.requires_grad_(False)
-            with torch.no_grad():
-                real_logits = net_d(gt)
-            fake_logits = net_d(sr)
-            l_gan = gan.generator_loss(real_logits, fake_logits)
-            l_total = l_total + l_gan
-            row["l_gan"] = float(l_gan.detach())
-        l_total.backward()
-        opt_g.step()
-        # -- discriminator step on the detached SR
-        if variant.gan:
-            for p in net_d.parameters():
-                p.requires_grad_(True)
-            opt_d.zero_grad(set_to_none=True)
-            real_d = net_d(gt)
-            fake_d = net_d(sr.detach())
-            l_d = gan.discriminator_loss(real_d, fake_d)
-            l_d.backward()
-            opt_d.step()
-            row.update(
-                l_d=float(l_d.detach()),
-                d_real=float(real_d.detach().mean()),
-                d_fake=float(fake_d.detach().mean()),
-            )
-            res.gan_terms.append(gan_loss_terms(real_d, fake_d))
-            res.last_logits = (real_d.detach().clone(), fake_d.detach().clone())
-        for k in keys:
-            res.log[k].append(row[k])
-    res.seconds = time.perf_counter() - start
-    net_g.eval()
-    return res
+    out = Path(out)
+    results: dict[str, Stage2Result] = {}
+    for i, v in enumerate(variants):
+        overrides = v.overrides(base)
+        overrides["gan.pretrained_g"] = str(pretrained_g)
+        if seed is not None:
+            overrides["seed"] = seed
+        cfg = make_config(base, stages=["gan"], **overrides)
+        recorder = _TermRecorder(record_terms)
+        run = run_config(v.name, cfg, out / f"{i}", callbacks=[recorder])["gan"]
+        results[v.name] = Stage2Result(v, run, recorder.terms, recorder.last)
+    return results
+
+
+class _TermRecorder:
+    """Trainer callback: the logits of every D step, as :func:`gan_loss_terms`."""
+
+    def __init__(self, record_terms: bool) -> None:
+        self.record_terms = record_terms
+        self.terms: list[GanTerms] = []
+        self.last: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def __call__(self, stage: str, iteration: int, result: StepResult) -> None:
+        if result.logits is None:
+            return
+        real, fake = (t.detach().cpu().clone() for t in result.logits)
+        self.last = (real, fake)
+        if self.record_terms:
+            self.terms.append(gan_loss_terms(real, fake))
 
 
 @dataclass
 class SrScore:
-    """Mean Y-PSNR and NIQE of a model on a set; ``niqe`` is ``None`` with a reason."""
+    """Mean Y-PSNR, and mean and median NIQE (``None`` with a reason when unavailable)."""
 
     psnr: float
     niqe: float | None
+    niqe_median: float | None
     niqe_note: str = ""
 
 
-def score_sr(model: nn.Module | None, pairs: PairedImageSet, niqe: bool = True) -> SrScore:
+def score(model: nn.Module | None, pairs: PairedImageSet, niqe: bool = True) -> SrScore:
     """PSNR (Y, crop_border = scale) and NIQE (lower = more natural) of ``model``'s outputs.
 
-    ``model=None`` scores bicubic upsampling. NIQE needs the pristine model file
-    (:func:`esrgan_lab.settings.niqe_params_path`); without it ``niqe`` is ``None`` and
-    ``niqe_note`` says why. Images smaller than one 96x96 NIQE block are skipped for NIQE.
+    ``model=None`` scores bicubic upsampling. Uses the project's one scoring loop
+    (:func:`esrgan_lab.metrics.evaluate.score_pairs`); NIQE needs the pristine model
+    file (:func:`esrgan_lab.settings.niqe_params_path`) and images larger than one
+    96x96 block.
     """
-    from ..data.degrade import bicubic_upscale
-    from ..metrics.niqe import BLOCK_SIZE, calculate_niqe
-    from ..metrics.psnr_ssim import MetricUnavailable
-
-    psnrs, niqes = [], []
-    note = "" if niqe else "not requested"
-    for _, gt, lq in pairs:
-        sr = bicubic_upscale(lq, pairs.scale) if model is None else super_resolve(model, lq)
-        psnrs.append(y_psnr(sr, gt, pairs.scale))
-        if not niqe or note:
-            continue
-        if min(sr.shape[:2]) - 2 * pairs.scale < BLOCK_SIZE:
-            continue
-        try:
-            niqes.append(calculate_niqe(sr[..., ::-1], crop_border=pairs.scale))
-        except MetricUnavailable as exc:
-            note = str(exc)
-    if niqe and not note and not niqes:
-        note = f"no image has a {BLOCK_SIZE}x{BLOCK_SIZE} NIQE block"
-    value = float(np.mean(niqes)) if niqes and not note else None
-    return SrScore(float(np.mean(psnrs)), value, note)
+    if model is not None:
+        model.eval()
+    report = score_pairs("bicubic" if model is None else model, pairs, pairs.scale, niqe=niqe)
+    m = report.means()
+    key = "all" if "all" in m else next(iter(m))
+    note = "" if report.niqe_status == "computed" else report.niqe_status
+    return SrScore(m[key]["psnr"], m[key]["niqe"], m[key]["niqe_median"], note)
 
 
 def image_batch(images: Sequence, size: int) -> torch.Tensor:
-    """Centre ``size x size`` crops of RGB uint8 images (``NamedImage`` or arrays).
+    """Centre ``size x size`` crops of uint8 BGR images (``NamedImage`` or arrays).
 
     Returns:
-        ``(N, 3, size, size)`` float32 on [0, 1]; images smaller than ``size`` are
+        ``(N, 3, size, size)`` RGB float32 on [0, 1]; images smaller than ``size`` are
         cropped to their smaller side and all crops to the smallest.
     """
     arrays = [np.asarray(getattr(im, "image", im)) for im in images]
@@ -378,6 +343,5 @@ def image_batch(images: Sequence, size: int) -> torch.Tensor:
     crops = []
     for a in arrays:
         top, left = (a.shape[0] - size) // 2, (a.shape[1] - size) // 2
-        crop = a[top : top + size, left : left + size, :3]
-        crops.append(torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1))).float() / 255)
-    return torch.stack(crops)
+        crops.append(array_to_tensor(a[top : top + size, left : left + size, :3]))
+    return torch.cat(crops)

@@ -17,7 +17,10 @@ if os.environ.get("MPLBACKEND") is None and not os.environ.get("DISPLAY"):
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
+from ..data.images import tensor_to_array  # noqa: E402
+from ..errors import ConfigError  # noqa: E402
 from ..fileio import atomic_path  # noqa: E402
 from ..settings import figures_dir  # noqa: E402
 
@@ -49,37 +52,25 @@ def savefig(fig: plt.Figure, name: str, *, directory: str | Path | None = None) 
     return target
 
 
-def to_display(image: np.ndarray) -> np.ndarray:
-    """CHW/NCHW or HWC float array in [0, 1] (RGB) -> HWC for imshow, clipped.
+def to_rgb8(image: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Any image of the project -> ``(H, W, 3)`` RGB uint8 for display.
 
-    Channel order is kept: pass cv2 (BGR) arrays through :func:`bgr_to_rgb` first.
+    Args:
+        image: An OpenCV array as :func:`esrgan_lab.data.images.read_image` returns it
+            (``(H, W)`` gray, ``(H, W, 3)`` BGR or ``(H, W, 4)`` BGRA; uint8 or uint16;
+            alpha is dropped), or an RGB float tensor ``(1, 3, H, W)`` / ``(3, H, W)``
+            (or one gray channel) with values in ``[0, 1]``.
     """
-    arr = np.asarray(image)
-    if arr.ndim == 4:
-        arr = arr[0]
-    if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[-1] not in (1, 3, 4):
-        arr = np.transpose(arr, (1, 2, 0))
-    if arr.dtype != np.uint8:
-        arr = np.clip(arr, 0.0, 1.0)
-    if arr.ndim == 3 and arr.shape[-1] == 1:
-        arr = arr[..., 0]
-    return arr
-
-
-# --- inference figures (04_inference) -----------------------------------------------
-
-
-def bgr_to_rgb(image: np.ndarray) -> np.ndarray:
-    """An OpenCV array (gray, BGR or BGRA; uint8 or uint16) -> RGB float in [0, 1] for imshow.
-
-    Gray becomes a 3-channel gray picture; alpha is dropped.
-    """
-    arr = np.asarray(image)
-    full = 65535.0 if arr.dtype == np.uint16 else 255.0 if arr.dtype == np.uint8 else 1.0
-    arr = arr.astype(np.float32) / full
+    arr = tensor_to_array(image) if isinstance(image, torch.Tensor) else np.asarray(image)
+    if arr.dtype == np.uint16:
+        arr = np.round(arr.astype(np.float64) / 257.0).astype(np.uint8)
+    elif arr.dtype != np.uint8:
+        raise ConfigError(f"expected a uint8/uint16 OpenCV array or a tensor, got {arr.dtype}")
     if arr.ndim == 2:
-        arr = np.repeat(arr[:, :, None], 3, axis=2)
-    return np.clip(arr[:, :, 2::-1], 0.0, 1.0)
+        return np.ascontiguousarray(np.repeat(arr[:, :, None], 3, axis=2))
+    if arr.ndim == 3 and arr.shape[2] in (3, 4):
+        return np.ascontiguousarray(arr[:, :, 2::-1])
+    raise ConfigError(f"unsupported image shape {arr.shape}")
 
 
 def comparison_grid(
@@ -112,7 +103,7 @@ def comparison_grid(
         rows, cols, figsize=(panel_size * cols, panel_size * rows), squeeze=False
     )
     for c, name in enumerate(names):
-        rgb = bgr_to_rgb(images[name])
+        rgb = to_rgb8(images[name])
         ax = axes[0, c]
         ax.imshow(rgb, interpolation="nearest")
         ax.set_title(name, fontsize=10)
@@ -155,7 +146,7 @@ def tile_overlay(
 
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 5))
-    ax.imshow(bgr_to_rgb(image), interpolation="nearest")
+    ax.imshow(to_rgb8(image), interpolation="nearest")
     for t in tiles:
         ax.add_patch(
             Rectangle(

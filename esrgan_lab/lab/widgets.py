@@ -40,6 +40,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..model.complexity import CONVENTIONS, complexity_report
 from ..model.memory import MemoryEstimate, format_bytes, memory_estimate
+from .viz import to_rgb8
 
 #: Environment variable that makes every widget fall back to its static figure.
 HEADLESS_ENV = "ESRGAN_LAB_HEADLESS"
@@ -108,37 +109,6 @@ def rgb_png(rgb: np.ndarray) -> bytes:
     if not ok:  # pragma: no cover - cv2 always encodes uint8 BGR
         raise RuntimeError("cv2 could not encode the image as PNG")
     return buf.tobytes()
-
-
-def to_rgb8(image: np.ndarray | torch.Tensor) -> np.ndarray:
-    """Any image of the project -> ``(H, W, 3)`` RGB uint8 for display.
-
-    Args:
-        image: An OpenCV array as :func:`esrgan_lab.data.images.read_image` returns it
-            (``(H, W)`` gray, ``(H, W, 3)`` BGR or ``(H, W, 4)`` BGRA; uint8 or uint16;
-            alpha is dropped), or an RGB float tensor ``(1, 3, H, W)`` / ``(3, H, W)``
-            (or one gray channel) with values in ``[0, 1]``.
-    """
-    if isinstance(image, torch.Tensor):
-        t = image.detach().to("cpu", torch.float32)
-        if t.ndim == 4:
-            if t.shape[0] != 1:
-                raise ConfigError(f"expected one image, got a batch of {t.shape[0]}")
-            t = t[0]
-        if t.ndim != 3 or t.shape[0] not in (1, 3):
-            raise ConfigError(f"expected a (1|3, H, W) tensor, got {tuple(image.shape)}")
-        arr = t.clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-        return np.ascontiguousarray(np.repeat(arr, 3, axis=2) if arr.shape[2] == 1 else arr)
-    arr = np.asarray(image)
-    if arr.dtype == np.uint16:
-        arr = np.round(arr.astype(np.float64) / 257.0).astype(np.uint8)
-    elif arr.dtype != np.uint8:
-        raise ConfigError(f"expected a uint8/uint16 OpenCV array or a tensor, got {arr.dtype}")
-    if arr.ndim == 2:
-        return np.ascontiguousarray(np.repeat(arr[:, :, None], 3, axis=2))
-    if arr.ndim == 3 and arr.shape[2] in (3, 4):
-        return np.ascontiguousarray(arr[:, :, 2::-1])
-    raise ConfigError(f"unsupported image shape {arr.shape}")
 
 
 # --------------------------------------------------------------------------- explorer
@@ -666,8 +636,7 @@ class InterpolationSlider:
     def output(self, alpha: float) -> np.ndarray | torch.Tensor:
         """The upscaled ``lq`` for weights ``(1 - alpha) * a + alpha * b`` (cached)."""
         from ..inference.upscale import upscale
-        from ..weights.checkpoints import convert_state_dict
-        from ..weights.loading import interpolate
+        from ..weights.checkpoints import convert_state_dict, interpolate
 
         key = round(float(alpha), 6)
         if key not in self.outputs:
@@ -717,7 +686,8 @@ def interpolation_slider(
         alpha: Initial weight of ``b``.
         steps: Slider positions from 0 to 1 (11: steps of 0.1).
         labels: Names of ``a`` and ``b``.
-        tile: Tile size passed to :func:`~esrgan_lab.inference.upscale.upscale` (``None``: whole image).
+        tile: Tile size passed to :func:`~esrgan_lab.inference.upscale.upscale` (``None``:
+            whole image).
         interactive: Override the headless rule (see :func:`is_interactive`).
 
     Returns:
@@ -725,7 +695,8 @@ def interpolation_slider(
         ``0``, ``alpha`` and ``1``.
     """
     if not is_interactive(interactive):
-        from ..weights.loading import interpolate, model_from_state_dict
+        from ..weights.checkpoints import interpolate
+        from ..weights.loading import model_from_state_dict
 
         a, b = _state(model_a_state), _state(model_b_state)
         model = model_from_state_dict(a)

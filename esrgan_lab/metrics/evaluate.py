@@ -61,22 +61,20 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .. import settings
-from ..data import images
-from ..data.degrade import bicubic_degrade, imresize, modcrop, quantize
-from ..data.samples import skimage_sample
-from ..errors import ConfigError, DataError, ImageReadError
+from ..data.degrade import imresize, modcrop, standard_pair
+from ..data.images import array_to_tensor, quantize, tensor_to_array
+from ..data.paired import ImagePair
+from ..data.seed import seed_pair
+from ..data.sources import ImageRecord, list_images, read_gt, resolve_dataset
+from ..errors import ConfigError, DataError
 from ..fileio import atomic_write_text
 from .psnr_ssim import MetricUnavailable, calculate_psnr, calculate_ssim
 
 Protocol = Literal["standard", "seed"]
 #: Model names handled without a network.
 BASELINES = ("bicubic", "nearest", "lanczos")
-#: Images scikit-image ships, used when no dataset folder is available.
-SKIMAGE_IMAGES = ("astronaut", "chelsea", "coffee", "rocket")
-#: Input side of the seed's fixed ``1 x 3 x 128 x 128`` network input.
-SEED_INPUT_SIZE = 128
-IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
+#: A model as the scoring loop takes it (see :func:`run_model`).
+ModelLike = str | torch.nn.Module | Callable[[np.ndarray], np.ndarray]
 
 _COMPARISON = {
     "standard": (
@@ -95,77 +93,7 @@ _COMPARISON = {
 }
 
 
-# --------------------------------------------------------------------------- data
-
-
-@dataclass
-class ImageRecord:
-    """One ground-truth image: where it came from and how to read it."""
-
-    dataset: str
-    name: str
-    path: Path | None
-    loader: Callable[[], np.ndarray]
-
-    def load(self) -> np.ndarray:
-        """The image as ``(H, W, 3)`` uint8 BGR or ``(H, W)`` uint8 gray."""
-        return self.loader()
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an 8-bit image file as ``(H, W, 3)`` uint8 BGR, or ``(H, W)`` if gray.
-
-    Decoding is :func:`esrgan_lab.data.images.read_image`; an alpha channel is then dropped
-    (metrics are defined on colour only).
-
-    Raises:
-        ImageReadError: missing, unreadable, not an image, or not 8-bit.
-    """
-    img = images.read_image(path)
-    if img.dtype != np.uint8:
-        raise ImageReadError(f"{path}: evaluation takes 8-bit images, got {img.dtype}")
-    if img.ndim == 3 and img.shape[2] == 4:
-        img = np.ascontiguousarray(img[..., :3])
-    return img
-
-
-def _list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def resolve_dataset(name_or_dir: str | Path) -> list[ImageRecord]:
-    """Images of a dataset given as a folder, a name under ``ESRGAN_LAB_DATA`` or ``skimage``.
-
-    Args:
-        name_or_dir: An existing folder of images, a dataset name such as ``"Set5"``
-            (resolved by :func:`esrgan_lab.settings.dataset_dir`), or ``"skimage"`` for
-            a few images scikit-image ships (:data:`SKIMAGE_IMAGES`).
-
-    Raises:
-        DataError: the name cannot be resolved, or the folder holds no image.
-    """
-    text = str(name_or_dir)
-    path = Path(text).expanduser()
-    if path.is_dir():
-        folder, label = path, path.name
-    elif text.lower() == "skimage":
-        return [
-            ImageRecord("skimage", n, None, lambda n=n: skimage_sample(n)) for n in SKIMAGE_IMAGES
-        ]
-    else:
-        found = settings.dataset_dir(text)
-        if found is None:
-            where = settings.data_dir()
-            hint = f"not in {where}" if where is not None else "ESRGAN_LAB_DATA is not set"
-            raise DataError(
-                f"dataset {text!r} not found ({hint}); give a folder, or use 'skimage' "
-                "for the images scikit-image ships (see data/README.md)"
-            )
-        folder, label = found, text
-    files = _list_images(folder)
-    if not files:
-        raise DataError(f"{folder}: no image files")
-    return [ImageRecord(label, f.stem, f, lambda f=f: read_image(f)) for f in files]
+# --------------------------------------------------------------------------- pairing
 
 
 def _candidate_stems(stem: str) -> list[str]:
@@ -195,8 +123,8 @@ def pair_outputs(sr: str | Path, gt: str | Path) -> list[tuple[Path, Path]]:
     for p, what in ((sr, "--sr"), (gt, "--gt")):
         if not p.exists():
             raise DataError(f"{p}: {what} path does not exist")
-    sr_files = [sr] if sr.is_file() else _list_images(sr)
-    gt_files = [gt] if gt.is_file() else _list_images(gt)
+    sr_files = [sr] if sr.is_file() else list_images(sr)
+    gt_files = [gt] if gt.is_file() else list_images(gt)
     if not sr_files:
         raise DataError(f"{sr}: no image files")
     if not gt_files:
@@ -221,29 +149,29 @@ def pair_outputs(sr: str | Path, gt: str | Path) -> list[tuple[Path, Path]]:
 # --------------------------------------------------------------------------- models
 
 
+@torch.no_grad()
 def _torch_forward(model: torch.nn.Module, lq: np.ndarray) -> np.ndarray:
-    """Reference inference for scoring: BGR uint8 HWC -> RGB [0,1] NCHW -> model -> uint8.
+    """Reference inference for scoring: uint8 BGR -> RGB [0, 1] NCHW -> model -> uint8 BGR.
 
-    Deliberately not :func:`esrgan_lab.inference.upscale.upscale`: scores are taken from the plain
-    eager fp32 forward of the whole image (as the official ``test.py`` does), so they do
-    not depend on the engine's speed options (channels_last, tiling, bf16), which may
-    move an output pixel by one level.
+    Deliberately not :func:`esrgan_lab.inference.upscale.upscale`: scores are taken from
+    the plain fp32 forward of the whole image in the model's current mode (as the
+    official ``test.py`` does), so they do not depend on the engine's speed options
+    (channels_last, tiling, bf16), which may move an output pixel by one level.
     """
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
-    x = torch.from_numpy(np.ascontiguousarray(lq[..., ::-1].transpose(2, 0, 1)))
-    x = x.to(device=device, dtype=torch.float32).div(255.0).unsqueeze(0)
-    with torch.no_grad():
-        y = model(x)
-    out = y[0].clamp(0, 1).to("cpu", torch.float64).numpy().transpose(1, 2, 0)[..., ::-1]
-    return quantize(out, data_range=1.0)
+    y = model(array_to_tensor(lq).to(device))
+    return tensor_to_array(y.float())
 
 
-def _run_model(model: str | torch.nn.Module | Callable, lq: np.ndarray, scale: int) -> np.ndarray:
+def run_model(model: ModelLike, lq: np.ndarray, scale: int) -> np.ndarray:
     """Upscale one LQ image ``(h, w[, 3])`` uint8 BGR/gray -> ``(h*scale, w*scale[, 3])``.
 
-    The one place where a model is called: baselines by name, torch modules, and any
-    callable taking and returning a uint8 BGR image (e.g. an ONNX session wrapper).
+    The one place where a model is called for scoring: baselines by name, torch modules
+    (run in their current train/eval mode), a bare ONNX Runtime session, and any
+    callable taking and returning a uint8 BGR image (e.g.
+    :class:`~esrgan_lab.inference.onnx.OnnxModel`). A gray image runs as three equal
+    channels and the output is converted back with ``cv2.COLOR_BGR2GRAY``.
     """
     h, w = lq.shape[:2]
     if isinstance(model, str):
@@ -272,10 +200,6 @@ def _run_model(model: str | torch.nn.Module | Callable, lq: np.ndarray, scale: i
             "(check --scale)"
         )
     return out
-
-
-#: Public name of :func:`_run_model` (for notebooks and scripts).
-run_model = _run_model
 
 
 def load_evaluation_model(name: str, scale: int, device: str = "cpu") -> str | torch.nn.Module:
@@ -327,7 +251,9 @@ class EvaluationReport:
     niqe_status: str = "computed"
 
     def means(self) -> dict[str, dict[str, float | None]]:
-        """Mean PSNR / SSIM / NIQE per dataset (and ``"all"`` when several)."""
+        """Mean PSNR / SSIM / NIQE (and median NIQE) per dataset (and ``"all"`` when
+        several). NIQE on small images rests on few 96x96 blocks, so one image can move
+        a small set's mean: the median is reported beside it."""
         groups: dict[str, list[ImageScore]] = {}
         for s in self.scores:
             groups.setdefault(s.dataset, []).append(s)
@@ -340,6 +266,7 @@ class EvaluationReport:
                 "psnr": float(np.mean([s.psnr for s in items])),
                 "ssim": float(np.mean([s.ssim for s in items])),
                 "niqe": float(np.mean(niqes)) if niqes else None,
+                "niqe_median": float(np.median(niqes)) if niqes else None,
                 "count": len(items),
             }
         return out
@@ -414,26 +341,6 @@ class _NiqeScorer:
         return None
 
 
-def standard_pair(gt: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(gt_cropped, lq)`` of the standard protocol, both uint8 BGR."""
-    gt = modcrop(gt, scale)
-    return gt, bicubic_degrade(gt, scale)
-
-
-def seed_pair(
-    gt: np.ndarray, scale: int, size: int = SEED_INPUT_SIZE
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(reference, lq)`` of the seed protocol, both uint8 BGR.
-
-    ``lq`` is what the seed's ``get_image_data`` feeds the network (whole image,
-    ``size x size``, ``INTER_AREA``); ``reference`` the GT squashed the same way to the
-    ``size*scale`` square output.
-    """
-    lq = cv2.resize(gt, (size, size), interpolation=cv2.INTER_AREA)
-    ref = cv2.resize(gt, (size * scale, size * scale), interpolation=cv2.INTER_AREA)
-    return ref, lq
-
-
 def score_pair(
     sr: np.ndarray,
     gt: np.ndarray,
@@ -447,12 +354,100 @@ def score_pair(
     return psnr, ssim, (niqe(sr, crop_border) if niqe is not None else None)
 
 
-def _progress(items: Sequence[Any], desc: str, enabled: bool) -> Iterable[Any]:
-    return tqdm(items, desc=desc, file=sys.stderr, disable=not enabled, leave=False)
+def _progress(items: Iterable[Any], desc: str, enabled: bool, total: int | None) -> Iterable[Any]:
+    return tqdm(items, desc=desc, file=sys.stderr, disable=not enabled, leave=False, total=total)
+
+
+def score_outputs(
+    outputs: Iterable[tuple[str, str, np.ndarray, np.ndarray]],
+    report: EvaluationReport,
+    *,
+    crop_border: int,
+    y_channel: bool = True,
+    niqe: bool = False,
+    keep_outputs: dict[str, np.ndarray] | None = None,
+) -> EvaluationReport:
+    """The project's one scoring loop: ``(dataset, name, sr, reference)`` -> ``report``.
+
+    Every score in the project (``esrgan-lab evaluate``, the trainer's validation, the
+    notebooks' studies) goes through here, with :func:`score_pair`'s metrics.
+
+    Args:
+        outputs: SR images and their references, uint8 BGR or gray, equal shapes.
+        report: Report to append :class:`ImageScore` s to (returned).
+        crop_border: Pixels shaved from each border before PSNR/SSIM/NIQE.
+        y_channel: PSNR/SSIM on Y (colour images), else on all channels.
+        niqe: Also compute NIQE (``None`` entries and a status where unavailable).
+        keep_outputs: If given, filled with ``"dataset/name" -> SR``.
+    """
+    scorer = _NiqeScorer(niqe)
+    for dataset, name, sr, ref in outputs:
+        if sr.shape != ref.shape:
+            raise DataError(f"{dataset}/{name}: output {sr.shape} vs reference {ref.shape}")
+        psnr, ssim, nq = score_pair(sr, ref, crop_border, y_channel, scorer)
+        report.scores.append(ImageScore(dataset, name, psnr, ssim, nq, sr.shape))
+        if keep_outputs is not None:
+            keep_outputs[f"{dataset}/{name}"] = sr
+    report.niqe_status = scorer.status
+    return report
+
+
+def score_pairs(
+    model: ModelLike,
+    pairs: Iterable[ImagePair],
+    scale: int,
+    *,
+    protocol: str = "standard",
+    niqe: bool = False,
+    progress: bool = False,
+    keep_outputs: dict[str, np.ndarray] | None = None,
+    label: str | None = None,
+) -> EvaluationReport:
+    """Run ``model`` on every pair's LQ and score the output against its GT.
+
+    Args:
+        model: See :func:`run_model`.
+        pairs: :class:`~esrgan_lab.data.paired.ImagePair` s (e.g. a
+            :class:`~esrgan_lab.data.paired.PairedImageSet`).
+        scale: Upscaling factor.
+        protocol: ``"standard"`` (Y channel, ``crop_border = scale``) or ``"seed"``
+            (RGB, no crop).
+        niqe, keep_outputs: See :func:`score_outputs`.
+        progress: A tqdm bar on stderr.
+        label: Model name in the report.
+    """
+    if protocol not in _COMPARISON or protocol == "folders":
+        raise ConfigError(f"unknown protocol {protocol!r} (standard or seed)")
+    name = label or (model if isinstance(model, str) else type(model).__name__)
+    report = EvaluationReport(str(name), protocol, scale, _COMPARISON[protocol])
+    total = len(pairs) if hasattr(pairs, "__len__") else None
+    outputs = (
+        (p.dataset, p.name, run_model(model, p.lq, scale), p.gt)
+        for p in _progress(pairs, f"evaluate {name}", progress, total)
+    )
+    standard = protocol == "standard"
+    return score_outputs(
+        outputs,
+        report,
+        crop_border=scale if standard else 0,
+        y_channel=standard,
+        niqe=niqe,
+        keep_outputs=keep_outputs,
+    )
+
+
+def protocol_pairs(
+    records: Iterable[ImageRecord], scale: int, protocol: Protocol = "standard"
+) -> Iterator[ImagePair]:
+    """The ``(gt, lq)`` pairs ``protocol`` makes of ``records``, loaded one at a time."""
+    make = standard_pair if protocol == "standard" else seed_pair
+    for rec in records:
+        gt, lq = make(rec.load(), scale)
+        yield ImagePair(rec.dataset, rec.name, gt, lq)
 
 
 def evaluate_model(
-    model: str | torch.nn.Module | Callable,
+    model: ModelLike,
     datasets: Sequence[str | Path],
     scale: int = 4,
     protocol: Protocol = "standard",
@@ -466,9 +461,11 @@ def evaluate_model(
 
     Args:
         model: ``"bicubic"``, ``"nearest"``, ``"lanczos"``, a weights name or path (see
-            :func:`esrgan_lab.weights.loading.load_model`), an ``nn.Module`` mapping RGB [0,1]
-            NCHW to the x``scale`` output, or a callable on uint8 BGR images.
-        datasets: Dataset folders, names under ``ESRGAN_LAB_DATA`` or ``"skimage"``.
+            :func:`esrgan_lab.weights.loading.load_model`), an ``.onnx`` file, an
+            ``nn.Module`` mapping RGB [0,1] NCHW to the x``scale`` output, or a callable on
+            uint8 BGR images.
+        datasets: Source strings (:mod:`esrgan_lab.data.sources`): folders, names under
+            ``ESRGAN_LAB_DATA``, ``"skimage"``.
         scale: Upscaling factor.
         protocol: ``"standard"`` or ``"seed"`` (module docstring).
         niqe: Also compute NIQE of each output (``None`` entries when unavailable).
@@ -488,25 +485,30 @@ def evaluate_model(
     if isinstance(model, str):
         model = load_evaluation_model(model, scale, device)
     records = [r for d in datasets for r in resolve_dataset(d)[:max_images]]
-    report = EvaluationReport(str(label), protocol, scale, _COMPARISON[protocol])
-    niqe_scorer = _NiqeScorer(niqe)
-    for rec in _progress(records, f"evaluate {label}", progress):
-        img = rec.load()
-        if protocol == "standard":
-            ref, lq = standard_pair(img, scale)
-            crop, y_channel = scale, True
-        else:
-            ref, lq = seed_pair(img, scale)
-            crop, y_channel = 0, False
-        sr = _run_model(model, lq, scale)
-        if sr.shape != ref.shape:
-            raise DataError(f"{rec.path or rec.name}: output {sr.shape} vs reference {ref.shape}")
-        psnr, ssim, nq = score_pair(sr, ref, crop, y_channel, niqe_scorer)
-        report.scores.append(ImageScore(rec.dataset, rec.name, psnr, ssim, nq, sr.shape))
-        if keep_outputs is not None:
-            keep_outputs[f"{rec.dataset}/{rec.name}"] = sr
-    report.niqe_status = niqe_scorer.status
-    return report
+    pairs = protocol_pairs(records, scale, protocol)
+    return score_pairs(
+        model,
+        _Sized(pairs, len(records)),
+        scale,
+        protocol=protocol,
+        niqe=niqe,
+        progress=progress,
+        keep_outputs=keep_outputs,
+        label=str(label),
+    )
+
+
+class _Sized:
+    """An iterable with a known length (for the progress bar of a generator)."""
+
+    def __init__(self, items: Iterable[Any], length: int) -> None:
+        self.items, self.length = items, length
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return self.length
 
 
 def evaluate_folders(
@@ -525,22 +527,20 @@ def evaluate_folders(
         ImageReadError: an unreadable file.
     """
     pairs = pair_outputs(sr, gt)
+
+    def outputs() -> Iterator[tuple[str, str, np.ndarray, np.ndarray]]:
+        for sr_path, gt_path in _progress(pairs, "evaluate", progress, len(pairs)):
+            sr_img = read_gt(sr_path)
+            gt_img = modcrop(read_gt(gt_path), scale)
+            if sr_img.shape != gt_img.shape:
+                raise DataError(
+                    f"{sr_path}: size {sr_img.shape[1]}x{sr_img.shape[0]} does not match "
+                    f"{gt_path} cropped to x{scale} ({gt_img.shape[1]}x{gt_img.shape[0]})"
+                )
+            yield gt_path.parent.name, gt_path.stem, sr_img, gt_img
+
     report = EvaluationReport(str(sr), "folders", scale, _COMPARISON["folders"])
-    niqe_scorer = _NiqeScorer(niqe)
-    for sr_path, gt_path in _progress(pairs, "evaluate", progress):
-        sr_img = read_image(sr_path)
-        gt_img = modcrop(read_image(gt_path), scale)
-        if sr_img.shape != gt_img.shape:
-            raise DataError(
-                f"{sr_path}: size {sr_img.shape[1]}x{sr_img.shape[0]} does not match "
-                f"{gt_path} cropped to x{scale} ({gt_img.shape[1]}x{gt_img.shape[0]})"
-            )
-        psnr, ssim, nq = score_pair(sr_img, gt_img, scale, True, niqe_scorer)
-        report.scores.append(
-            ImageScore(gt_path.parent.name, gt_path.stem, psnr, ssim, nq, sr_img.shape)
-        )
-    report.niqe_status = niqe_scorer.status
-    return report
+    return score_outputs(outputs(), report, crop_border=scale, niqe=niqe)
 
 
 # --------------------------------------------------------------------------- output
@@ -567,9 +567,3 @@ def write_csv(report: EvaluationReport, path: str | Path) -> Path:
             ]
         )
     return atomic_write_text(path, buf.getvalue())
-
-
-def iter_records(datasets: Sequence[str | Path]) -> Iterator[ImageRecord]:
-    """All images of ``datasets`` in order (for notebooks and scripts)."""
-    for d in datasets:
-        yield from resolve_dataset(d)

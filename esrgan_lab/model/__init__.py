@@ -1,1 +1,10 @@
-"""TODO model"""
+"""The networks: the RRDBNet generator, the discriminators, and what they cost.
+
+* :mod:`.rrdbnet` - ``RRDB`` / ``RRDBNet`` (paper Sec. 3.1, Fig. 3-4): dense blocks,
+  residual-in-residual, residual scaling 0.2, 0.1-scaled init, no BatchNorm (a ``norm``
+  switch brings it back for the BN-removal ablation).
+* :mod:`.discriminators` - the VGG-style discriminator of ESRGAN/SRGAN (Sec. 3.2) and
+  Real-ESRGAN's U-Net discriminator.
+* :mod:`.complexity` - parameters and FLOPs under named counting conventions.
+* :mod:`.memory` - activation memory, estimated in closed form and measured.
+"""

@@ -1,25 +1,27 @@
-"""Memory of an RRDBNet configuration, estimated from shapes alone (no forward pass).
+"""Memory of an RRDBNet: estimated from shapes (closed forms), and measured (one place each).
 
-Three numbers, each with a stated meaning, for the architecture explorer
-(:func:`esrgan_lab.lab.widgets.architecture_explorer`):
+Estimates, for the architecture explorer and the tiler:
 
 =======================  ===============================================================
-field                    what it estimates
+``MemoryEstimate`` field what it estimates
 =======================  ===============================================================
 ``weights``              the parameters (``count_parameters * bytes per element``).
 ``inference``            peak activation memory of one forward pass without autograd:
-                         :func:`esrgan_lab.inference.upscale.estimate_memory`, the same estimate the
-                         tiler uses, calibrated on the process's peak RSS on the CPU.
+                         :func:`estimate_memory`, the estimate the tiler of
+                         :func:`esrgan_lab.inference.upscale.upscale` uses, calibrated on
+                         the process's peak RSS on the CPU.
 ``training``             activations that autograd keeps for the backward pass of one
                          forward: every ``Conv2d`` input and every ``LeakyReLU`` output
                          (the only ops of RRDBNet that save tensors; ``cat``, ``mul`` by
                          beta, ``add`` and nearest upsampling save none), in closed
                          form (:func:`saved_activation_elements`; the tests check it
-                         against :func:`saved_activation_bytes`, which counts on the
-                         meta device). An upper bound: the HR convs' inputs that are
-                         also an in-place LeakyReLU's output are counted twice.
+                         against the measurement :func:`saved_activation_bytes`).
                          Gradients, optimizer state and workspaces come on top.
 =======================  ===============================================================
+
+Measurements, for any module and input: :func:`saved_activation_bytes` (what autograd
+saves for backward, through ``saved_tensors_hooks``; works on the meta device) and
+:func:`peak_activation_bytes` (the peak of live tensors in an inference forward).
 
 Why the trunk is cheap and the upsampler is not (Wang et al. 2018, Fig. 4): the trunk's
 tensors live at the input resolution, the upsampler's ``num_feat``-channel tensors at
@@ -28,13 +30,14 @@ tensors live at the input resolution, the upsampler's ``num_feat``-channel tenso
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
-from ..inference.upscale import estimate_memory
-from .rrdbnet import RRDB, RRDBNet, count_parameters
+from .rrdbnet import RRDB, RRDBNet, count_parameters, model_scale, size_multiple
 
 
 @dataclass(frozen=True)
@@ -52,36 +55,137 @@ class MemoryEstimate:
     training: int
 
 
-def saved_activation_bytes(model: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """Bytes of the tensors autograd saves in one forward pass of ``model``.
+#: Peak activation elements per trunk (LR) pixel, in units of ``num_feat + 4 num_grow_ch``
+#: (the widest concatenation inside a dense block; several such tensors are alive at once).
+LR_FACTOR = 2.5
+#: Peak activation elements per *output* pixel, in units of ``num_feat``: the upsampled
+#: features, the conv output and oneDNN scratch buffers. Calibrated on RRDBNet (nf 32/64,
+#: scale 1/2/4) from the process's peak RSS: measured 9.2 KB (channels_last) to 14.7 KB
+#: (contiguous) per input pixel for the x4 model in fp32; this factor gives 16.3 KB.
+HR_FACTOR = 3.5
 
-    Counts the input of every :class:`~torch.nn.Conv2d` and the output of every
-    :class:`~torch.nn.LeakyReLU` (see the module docstring), on the model's device; pass a
-    model built under ``torch.device("meta")`` to count without memory or compute.
+
+def activation_bytes_per_pixel(model: nn.Module, dtype: torch.dtype = torch.float32) -> float:
+    """Estimated peak activation memory of one forward pass, in bytes per *input* pixel.
+
+    For RRDBNet (Wang et al. 2018, Fig. 4) the widest tensors are the dense-block
+    concatenations, ``num_feat + 4 num_grow_ch`` channels at trunk resolution, and the
+    ``num_feat``-channel features of the upsampler and HR convs at output resolution;
+    :data:`LR_FACTOR` and :data:`HR_FACTOR` account for the several copies alive at once.
+    Models without ``num_feat`` / ``num_grow_ch`` are assumed to be ESRGAN-sized (64 / 32).
+    """
+    num_feat = int(getattr(model, "num_feat", 64))
+    num_grow = int(getattr(model, "num_grow_ch", 32))
+    scale = model_scale(model)
+    unshuffle = size_multiple(model)
+    elements = (
+        LR_FACTOR * (num_feat + 4 * num_grow) / unshuffle**2 + HR_FACTOR * num_feat * scale**2
+    )
+    return elements * torch.empty((), dtype=dtype).element_size()
+
+
+def estimate_memory(
+    model: nn.Module, height: int, width: int, dtype: torch.dtype = torch.float32
+) -> int:
+    """Estimated peak activation bytes of running ``model`` on an ``height x width`` input."""
+    return int(activation_bytes_per_pixel(model, dtype) * height * width)
+
+
+def saved_activation_bytes(model: nn.Module, x: torch.Tensor | tuple[int, ...]) -> int:
+    """Bytes autograd keeps for the backward pass of one training-mode forward of ``model``.
+
+    Every tensor saved for backward is recorded by
+    :func:`torch.autograd.graph.saved_tensors_hooks`; storages are counted once, and
+    parameters are excluded (they exist anyway). This is the activation memory of
+    training, where BatchNorm adds its inputs (and per-channel statistics). Works on the
+    meta device too: pass a model built under ``torch.device("meta")`` and an input
+    shape to count without memory or compute.
 
     Args:
-        model: An RRDBNet-like module.
-        input_shape: ``(N, C, H, W)``.
+        model: Any module.
+        x: An input tensor, or an input shape (zeros on the model's device).
     """
-    total = 0
-    handles = []
-
-    def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        nonlocal total
-        tensor = inputs[0] if isinstance(module, nn.Conv2d) else output
-        total += tensor.numel() * tensor.element_size()
-
-    for module in model.modules():
-        if isinstance(module, (nn.Conv2d, nn.LeakyReLU)):
-            handles.append(module.register_forward_hook(hook))
-    try:
+    if not isinstance(x, torch.Tensor):
         param = next(model.parameters())
-        with torch.no_grad():
-            model(torch.zeros(input_shape, device=param.device, dtype=param.dtype))
+        x = torch.zeros(x, device=param.device, dtype=param.dtype)
+    # StorageImpl addresses identify storages on every device, meta included.
+    params = {p.untyped_storage()._cdata for p in model.parameters()}
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        st = t.untyped_storage()
+        key = st._cdata
+        if key not in params:
+            seen[key] = max(seen.get(key, 0), st.nbytes())
+        return t
+
+    was_training = model.training
+    model.train()
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = model(x)
+        del out
     finally:
-        for handle in handles:
-            handle.remove()
-    return total
+        model.train(was_training)
+    return int(sum(seen.values()))
+
+
+class _LiveBytes(TorchDispatchMode):
+    """Tracks the bytes of tensors created by ops while they are alive; keeps the peak."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live: dict[int, list[int]] = {}  # storage ptr -> [refs, nbytes]
+        self.current = 0
+        self.peak = 0
+
+    def _release(self, ptr: int) -> None:
+        entry = self.live.get(ptr)
+        if entry is None:
+            return
+        entry[0] -= 1
+        if entry[0] == 0:
+            self.current -= entry[1]
+            del self.live[ptr]
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        outs = out if isinstance(out, (tuple, list)) else (out,)
+        for t in outs:
+            if not isinstance(t, torch.Tensor) or t.device.type == "meta":
+                continue
+            st = t.untyped_storage()
+            ptr = st.data_ptr()
+            if ptr == 0:
+                continue
+            entry = self.live.get(ptr)
+            if entry is None:
+                entry = self.live[ptr] = [0, st.nbytes()]
+                self.current += entry[1]
+                self.peak = max(self.peak, self.current)
+            entry[0] += 1
+            weakref.finalize(t, self._release, ptr)
+        return out
+
+
+def peak_activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
+    """Peak bytes of the tensors alive during one eval-mode, no-grad forward of ``model``.
+
+    Counts the storages that the forward's own ops allocate (not the input or the
+    weights), freeing each when its last tensor dies - the activation memory of
+    inference, independent of the allocator and of other processes.
+    """
+    was_training = model.training
+    model.eval()
+    mode = _LiveBytes()
+    try:
+        with torch.no_grad(), mode:
+            out = model(x)
+            peak = mode.peak
+        del out
+    finally:
+        model.train(was_training)
+    return int(peak)
 
 
 def saved_activation_elements(
@@ -103,7 +207,11 @@ def saved_activation_elements(
       plus four LeakyReLU outputs of ``gc``: ``(5 nf + 14 gc) P``;
     * ``conv_body`` input: ``nf P``;
     * upsampling stage ``k``: conv input and LeakyReLU output, ``2 nf 4**k P``;
-    * ``conv_hr`` input, its LeakyReLU output and ``conv_last`` input: ``3 nf U P``.
+    * the HR convs: ``nf U P``. ``conv_hr``'s input *is* the last in-place LeakyReLU's
+      output and ``conv_last``'s input is ``conv_hr``'s LeakyReLU output, so autograd
+      saves each of those storages once.
+
+    Exact: the tests compare it with :func:`saved_activation_bytes`.
     """
     unshuffle = {1: 4, 2: 2}.get(scale, 1)
     num_up = 3 if scale == 8 else 2
@@ -113,7 +221,7 @@ def saved_activation_elements(
         3 * num_block * (5 * nf + 14 * gc)
         + nf
         + sum(2 * nf * 4**k for k in range(1, num_up + 1))
-        + 3 * nf * 4**num_up
+        + nf * 4**num_up
     )
     return num_in_ch * height * width + per_trunk_pixel * trunk
 

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
+
 Norm = Literal["batch", "batch_hr"] | None
 
 #: Residual scaling beta (paper Sec. 3.1): each residual branch is multiplied by 0.2
@@ -227,3 +229,25 @@ class RRDBNet(nn.Module):
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable and frozen parameters (BatchNorm running stats excluded)."""
     return sum(p.numel() for p in model.parameters())
+
+
+def model_scale(model: nn.Module) -> int:
+    """The model's upscaling factor, from its ``scale`` attribute.
+
+    Raises:
+        ConfigError: The model has no positive integer ``scale``.
+    """
+    scale = getattr(model, "scale", None)
+    if not isinstance(scale, int) or scale < 1:
+        raise ConfigError(
+            f"{type(model).__name__} has no integer `scale` attribute; set model.scale"
+        )
+    return scale
+
+
+def size_multiple(model: nn.Module) -> int:
+    """Input height and width must be multiples of this (pixel-unshuffle factor)."""
+    factor = getattr(model, "unshuffle", None)
+    if isinstance(factor, int) and factor >= 1:
+        return factor
+    return {1: 4, 2: 2}.get(model_scale(model), 1)

@@ -51,16 +51,16 @@ class DataConfig:
 
 @dataclass
 class PerceptualConfig:
-    """VGG19 perceptual loss (paper Sec. 3.3)."""
+    """Perceptual loss (paper Sec. 3.3); ``weight: 0`` drops the term (ablations)."""
 
+    #: Layers (VGG19 names; before activation: convB_K, after: reluB_K) and their weights.
     layers: dict[str, float] = field(default_factory=lambda: {"conv5_4": 1.0})
     weight: float = 1.0
     criterion: Literal["l1", "l2"] = "l1"
-    #: "imagenet" (torchvision weights, cached or downloaded), a URL, a file path, or null for a
-    #: deliberately random VGG19 (logged as such).
-    weights: str | None = "imagenet"
-    #: With weights "imagenet": fall back to a random VGG19 (warning) when unavailable.
-    allow_random_init: bool = False
+    #: Feature network: "vgg19-imagenet" (the paper's), "vgg16-hed" (installs offline),
+    #: "random" (untrained, only when named), or a VGG19 state-dict file. One that cannot be
+    #: had is an error, never a fallback.
+    backbone: str = "vgg19-imagenet"
     use_input_norm: bool = True
     range_norm: bool = False
 
@@ -104,7 +104,7 @@ class StageConfig:
     #: GAN stage only.
     perceptual: PerceptualConfig | None = None
     gan_type: Literal["ragan", "vanilla"] = "ragan"
-    #: lambda of the paper (5e-3).
+    #: lambda of the paper (5e-3); 0 drops the adversarial term and the discriminator.
     gan_weight: float = 5e-3
     discriminator: DiscriminatorConfig | None = None
 
@@ -131,6 +131,8 @@ class LoggingConfig:
 
     log_every: int = 100
     val_every: int = 1000
+    #: Also validate before the first step (iteration 0 of the curves).
+    val_at_start: bool = False
     save_every: int = 1000
     keep_checkpoints: int = 2
     progress: bool = True
@@ -331,10 +333,20 @@ def load_config(
     for key, value in overrides or []:
         _set_dotted(data, key, value)
     try:
-        cfg = build(TrainConfig, _merge_stage_defaults(data))
-        check(cfg)
+        return from_dict(data)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}" if path is not None else str(exc)) from None
+
+
+def from_dict(data: dict[str, Any]) -> TrainConfig:
+    """A validated config from plain data (a partial ``gan:`` section keeps the GAN-stage
+    defaults it does not mention).
+
+    Raises:
+        ConfigError: Unknown key, wrong type or bad combination.
+    """
+    cfg = build(TrainConfig, _merge_stage_defaults(data))
+    check(cfg)
     return cfg
 
 

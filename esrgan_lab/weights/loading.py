@@ -1,9 +1,10 @@
-"""Pretrained weights in one place: load any RRDBNet checkpoint by name or path.
+"""Load any RRDBNet checkpoint by name or path, and choose among the weights on disk.
 
-This module is the public face of :mod:`esrgan_lab.weights.checkpoints` (file formats, key
-layouts, conversion, interpolation) and :mod:`esrgan_lab.weights.registry` (named weights and the
-hash-checked downloader), plus :func:`load_model`, which ties them to
-:class:`~esrgan_lab.model.rrdbnet.RRDBNet`.
+:func:`load_model` ties :mod:`esrgan_lab.weights.checkpoints` (file formats, key layouts)
+and :mod:`esrgan_lab.weights.registry` (named weights, the hash-checked downloader) to
+:class:`~esrgan_lab.model.rrdbnet.RRDBNet`. :func:`select_weights` is the project's one
+"which weights are at hand" choice: it never downloads, never falls back silently, and
+builds a random network only when the name ``"random"`` is asked for.
 
 Example::
 
@@ -17,63 +18,23 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, EsrganLabError
 from ..model.rrdbnet import RRDBNet
 from .checkpoints import (
-    LAYOUTS,
     META_CONFIG,
     PTH_SUFFIXES,
-    Layout,
-    StateDict,
     convert_state_dict,
-    detect_layout,
     infer_config,
-    interpolate,
-    load_checkpoint,
     read_checkpoint,
-    save_checkpoint,
-    unwrap_state_dict,
 )
-from .registry import (
-    REGISTRY,
-    WeightsEntry,
-    download_file,
-    fetch_weights,
-    get_entry,
-    list_entries,
-    local_weights_dir,
-)
-
-__all__ = [
-    "LAYOUTS",
-    "REGISTRY",
-    "Layout",
-    "StateDict",
-    "WeightsEntry",
-    "convert_state_dict",
-    "detect_layout",
-    "download_file",
-    "fetch_weights",
-    "get_entry",
-    "infer_config",
-    "interpolate",
-    "list_entries",
-    "load_checkpoint",
-    "load_model",
-    "local_weights_dir",
-    "model_from_state_dict",
-    "read_checkpoint",
-    "resolve_weights",
-    "save_checkpoint",
-    "stored_config",
-    "unwrap_state_dict",
-]
+from .registry import fetch_weights, get_entry, list_entries
 
 
 def resolve_weights(name_or_path: str | os.PathLike[str]) -> Path:
@@ -175,3 +136,82 @@ def load_model(name_or_path: str | os.PathLike[str], device: str | torch.device 
     except CheckpointError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
     return model.to(device)
+
+
+# --------------------------------------------------------------------------- choice
+
+#: The one name that builds a randomly initialised network (see :func:`select_weights`).
+RANDOM = "random"
+
+#: Preference orders: the official ESRGAN models when they are in the cache, then this
+#: project's own (``data/weights``, always shipped).
+PREFERENCE: dict[str, tuple[str, ...]] = {
+    "gan": ("esrgan-x4", "esrgan-x4-basicsr", "lab-gan-x4"),
+    "psnr": ("esrgan-psnr-x4", "lab-psnr-x4"),
+}
+
+
+def is_available(name: str) -> bool:
+    """Whether the named weights are on disk now (never downloads)."""
+    try:
+        return get_entry(name).path.is_file()
+    except EsrganLabError:
+        return False
+
+
+def best_available_weights(kind: str = "gan") -> str | None:
+    """The first name of ``PREFERENCE[kind]`` whose file is on disk, or ``None``."""
+    return next((n for n in PREFERENCE[kind] if is_available(n)), None)
+
+
+@dataclass
+class WeightsChoice:
+    """The network :func:`select_weights` chose and what to call it.
+
+    Attributes:
+        model: The RRDBNet in eval mode on the CPU.
+        name: The weights name, or ``"random"``.
+        label: What figures and tables print beside its outputs.
+    """
+
+    model: RRDBNet
+    name: str
+    label: str
+
+
+def select_weights(
+    names: str | Sequence[str],
+    *,
+    random_config: Mapping[str, Any] | None = None,
+    seed: int = 0,
+) -> WeightsChoice:
+    """Load the first of ``names`` that is on disk; never downloads, never guesses.
+
+    Args:
+        names: Weights names (registry or ``data/weights``) or checkpoint paths, in order
+            of preference. ``"random"`` stands for a randomly initialised RRDBNet of
+            ``random_config`` (default: the paper's), seeded with ``seed``: it is used
+            only when it is named here.
+        random_config: RRDBNet keyword arguments of the random network.
+        seed: Its initialisation seed (the global RNG is left untouched).
+
+    Raises:
+        CheckpointError: None of ``names`` is on disk; the message lists what is.
+    """
+    wanted = [names] if isinstance(names, str) else list(names)
+    for name in wanted:
+        if name == RANDOM:
+            config = dict(random_config or {})
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                model = RRDBNet(**config).eval()
+            desc = _describe(config) if config else "paper defaults"
+            return WeightsChoice(model, RANDOM, f"RANDOM RRDBNet ({desc}, seed {seed})")
+        path = Path(name)
+        if path.is_file() or is_available(name):
+            return WeightsChoice(load_model(name).eval(), str(name), str(name))
+    on_disk = [e.name for e in list_entries() if e.path.is_file()]
+    raise CheckpointError(
+        f"none of the weights {wanted} is on disk (on disk: {', '.join(on_disk) or 'none'}; "
+        f"{RANDOM!r} names an untrained network)"
+    )

@@ -1,0 +1,120 @@
+"""Training runs for the notebooks: configs from dicts, runs through the trainer, logs read back.
+
+The studies of notebooks 02 and 03 train with the project's trainer
+(:mod:`esrgan_lab.training.trainer`), the same code as ``esrgan-lab train``; this module
+only builds their configs, runs them in a folder and reads what the trainer wrote.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import csv
+import io
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..training.config import TrainConfig, from_dict, to_dict
+from ..training.trainer import Callback, train
+
+
+def make_config(base: Mapping[str, Any] | TrainConfig, **overrides: Any) -> TrainConfig:
+    """A validated :class:`TrainConfig` from ``base`` with dotted-key ``overrides``.
+
+    ``make_config(base, **{"model.norm": "batch", "psnr.total_iter": 100})``.
+    """
+    data = copy.deepcopy(to_dict(base) if isinstance(base, TrainConfig) else dict(base))
+    for dotted, value in overrides.items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return from_dict(data)
+
+
+def read_log(path: str | Path) -> dict[str, np.ndarray]:
+    """A trainer ``log.csv`` as float columns (empty cells are NaN)."""
+    with Path(path).open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return {}
+    return {
+        key: np.array([float(r[key]) if r[key] != "" else np.nan for r in rows]) for key in rows[0]
+    }
+
+
+@dataclass
+class Run:
+    """One stage of a finished training run, as the trainer left it on disk.
+
+    Attributes:
+        name: Label of the run in tables and plots.
+        folder: The stage folder (``<out>/<stage>``).
+        metrics: The stage's ``metrics.json``.
+        log: :func:`read_log` of its ``log.csv``.
+    """
+
+    name: str
+    folder: Path
+    metrics: dict[str, Any]
+    log: dict[str, np.ndarray]
+
+    @property
+    def diverged(self) -> bool:
+        return self.metrics.get("diverged_at") is not None
+
+    @property
+    def seconds(self) -> float:
+        return float(self.metrics["train_seconds_total"])
+
+    def curve(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(iterations, values)`` where column ``key`` was logged."""
+        values = self.log[key]
+        keep = np.isfinite(values)
+        return self.log["iter"][keep], values[keep]
+
+    def model(self, ema: bool = True):
+        """The exported generator (the EMA weights when the run kept them)."""
+        from ..weights.loading import load_model
+
+        path = self.folder / "net_g_ema.safetensors"
+        if not (ema and path.is_file()):
+            path = self.folder / "net_g.safetensors"
+        return load_model(path)
+
+
+def run_config(
+    name: str,
+    cfg: TrainConfig,
+    out: str | Path,
+    *,
+    callbacks: Sequence[Callback] = (),
+    quiet: bool = True,
+    resume: bool = False,
+) -> dict[str, Run]:
+    """Train ``cfg`` into ``out`` with the trainer; returns ``{stage: Run}``.
+
+    Args:
+        name: Label of the run.
+        cfg: The configuration (e.g. from :func:`make_config`).
+        out: Output folder.
+        callbacks: Passed to the trainer (called after every step).
+        quiet: Swallow the trainer's prints (notebooks print their own summary).
+        resume: Continue a run already in ``out``.
+    """
+    out = Path(out)
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink) if quiet else contextlib.nullcontext():
+        train(cfg, out, resume=resume, callbacks=callbacks)
+    runs = {}
+    for stage in cfg.stages:
+        folder = out / stage
+        metrics = json.loads((folder / "metrics.json").read_text())
+        runs[stage] = Run(name, folder, metrics, read_log(folder / "log.csv"))
+    return runs

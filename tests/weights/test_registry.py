@@ -1,0 +1,226 @@
+"""The hash-checked downloader against a local HTTP server (no internet needed)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import torch
+
+from esrgan_lab.errors import ConfigError, DownloadError
+from esrgan_lab.weights.checkpoints import load_checkpoint
+from esrgan_lab.weights.loading import load_model
+from esrgan_lab.weights.registry import (
+    REGISTRY,
+    WeightsEntry,
+    check_hash,
+    download_file,
+    fetch_weights,
+    sha256_file,
+)
+from tests.helpers import make_tiny
+
+_PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+
+
+def _payload() -> bytes:
+    buffer = io.BytesIO()
+    model = make_tiny()
+    torch.save({"params_ema": model.state_dict()}, buffer)
+    return buffer.getvalue()
+
+
+class _Server:
+    """A local HTTP server with one good file, a truncated one and 404s for the rest."""
+
+    def __init__(self) -> None:
+        self.payload = _payload()
+        self.sha256 = hashlib.sha256(self.payload).hexdigest()
+        self.requests: list[str] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server API)
+                server.requests.append(self.path)
+                body = server.payload
+                if self.path == "/good.pth":
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                elif self.path == "/truncated.pth":
+                    # Announce the full size, send half, close the connection.
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body[: len(body) // 2])
+                    self.close_connection = True
+                else:
+                    self.send_error(404, "Not Found")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def server(monkeypatch) -> Iterator[_Server]:
+    for var in _PROXY_VARS:  # talk to 127.0.0.1 directly, never through a proxy
+        monkeypatch.delenv(var, raising=False)
+    srv = _Server()
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("ESRGAN_LAB_WEIGHTS", str(folder))
+    return folder
+
+
+def _closed_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_check_hash_full_and_prefix() -> None:
+    digest = hashlib.sha256(b"esrgan").hexdigest()
+    assert check_hash(digest, digest)
+    assert check_hash(digest, digest[:8])
+    assert check_hash(digest, "sha256:" + digest.upper())
+    assert not check_hash(digest, digest[:7])  # too short to mean anything
+    assert not check_hash(digest, "0" * 64)
+
+
+def test_good_download_full_and_prefix_hash(server, tmp_path) -> None:
+    for expected in (server.sha256, server.sha256[:8]):
+        dest = tmp_path / expected[:8] / "good.pth"
+        assert download_file(f"{server.url}/good.pth", dest, expected, progress=False) == dest
+        assert dest.read_bytes() == server.payload
+        assert sha256_file(dest) == server.sha256
+        assert _files(dest.parent) == ["good.pth"]  # no .part file left
+    assert "conv_first.weight" in load_checkpoint(dest)
+
+
+@pytest.mark.parametrize(
+    ("path", "expected", "message"),
+    [
+        ("/good.pth", "0" * 64, "SHA-256 mismatch"),
+        ("/good.pth", "deadbeef", "expected deadbeef"),
+        ("/truncated.pth", None, "truncated download"),
+        ("/missing.pth", None, "HTTP 404"),
+    ],
+)
+def test_failed_downloads_leave_nothing(server, tmp_path, path, expected, message) -> None:
+    dest = tmp_path / "cache" / "w.pth"
+    with pytest.raises(DownloadError, match=message) as info:
+        download_file(server.url + path, dest, expected or server.sha256, progress=False)
+    assert "\n" not in str(info.value) and server.url in str(info.value)
+    assert _files(dest.parent) == []
+
+
+def test_offline_is_a_clear_error(tmp_path) -> None:
+    dest = tmp_path / "cache" / "w.pth"
+    url = f"http://127.0.0.1:{_closed_port()}/good.pth"
+    with pytest.raises(DownloadError, match=r"cannot reach .*check the network"):
+        download_file(url, dest, "0" * 64, progress=False)
+    assert _files(dest.parent) == []
+
+
+def test_unknown_hash_warns_with_digest(server, tmp_path) -> None:
+    dest = tmp_path / "w.pth"
+    with pytest.warns(UserWarning, match=server.sha256):
+        download_file(f"{server.url}/good.pth", dest, None, progress=False)
+    assert dest.read_bytes() == server.payload
+
+
+def test_fetch_weights_caches_and_keeps_good_file_on_failure(server, cache, monkeypatch) -> None:
+    entry = WeightsEntry(
+        name="tiny-test",
+        filename="tiny-test-0123abcd.pth",
+        scale=4,
+        layout="basicsr",
+        description="test",
+        license="test",
+        url=f"{server.url}/good.pth",
+        sha256=server.sha256,
+    )
+    monkeypatch.setitem(REGISTRY, entry.name, entry)
+    path = fetch_weights("tiny-test", progress=False)
+    assert path == cache / entry.filename and path.read_bytes() == server.payload
+    assert fetch_weights("tiny-test", progress=False) == path
+    assert server.requests == ["/good.pth"]  # the second call used the cache
+    assert load_model("tiny-test").num_block == 1
+
+    # A forced re-download that fails must not touch the good cached file.
+    monkeypatch.setitem(
+        REGISTRY, entry.name, WeightsEntry(**{**entry.__dict__, "sha256": "0" * 64})
+    )
+    with pytest.raises(DownloadError, match="SHA-256 mismatch"):
+        fetch_weights("tiny-test", force=True, progress=False)
+    assert _files(cache) == [entry.filename] and path.read_bytes() == server.payload
+
+
+def test_manual_entry_error_says_where_to_put_the_file(cache) -> None:
+    with pytest.raises(DownloadError) as info:
+        fetch_weights("esrgan-x4")
+    message = str(info.value)
+    assert str(cache / "RRDB_ESRGAN_x4.pth") in message
+    assert "drive.google.com" in message and "\n" not in message
+    # Once the file is in place, it is used as is.
+    cache.mkdir()
+    (cache / "RRDB_PSNR_x4.pth").write_bytes(b"placed by hand")
+    assert fetch_weights("esrgan-psnr-x4") == cache / "RRDB_PSNR_x4.pth"
+
+
+def test_unknown_name(cache) -> None:
+    with pytest.raises(ConfigError, match="unknown weights name 'esrgan-x3'.*realesrgan-x4plus"):
+        fetch_weights("esrgan-x3")
+
+
+def test_registry_entries_are_well_formed() -> None:
+    required = {
+        "esrgan-x4",
+        "esrgan-psnr-x4",
+        "esrgan-x4-basicsr",
+        "realesrgan-x4plus",
+        "realesrnet-x4plus",
+        "lab-psnr-x4",
+        "lab-gan-x4",
+    }
+    assert required <= set(REGISTRY)
+    for name, e in REGISTRY.items():
+        assert (
+            e.name == name and e.scale in (1, 2, 4, 8) and e.layout in ("basicsr", "esrgan", "old")
+        )
+        assert e.license and e.description
+        if e.url:
+            assert e.url.startswith("https://") and e.url.endswith(e.filename)
+        if e.sha256:
+            assert len(e.sha256) in (8, 64) and int(e.sha256, 16) >= 0
+        assert (e.url is not None) + (e.manual_url is not None) + e.local == 1, name
+    # BasicSR writes the first 8 hex digits of the SHA-256 into its file names.
+    assert REGISTRY["esrgan-x4-basicsr"].filename.endswith(
+        f"-{REGISTRY['esrgan-x4-basicsr'].sha256}.pth"
+    )
