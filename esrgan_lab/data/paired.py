@@ -64,6 +64,7 @@ class PairedImageSet:
     """
 
     def __init__(self, images: Sequence[NamedImage], scale: int, dataset: str = "") -> None:
+        self.images = list(images)
         self.pairs = degrade_all(images, scale, dataset)
         self.names = [p.name for p in self.pairs]
         self.scale = scale

@@ -36,7 +36,8 @@ from ..model.memory import peak_activation_bytes, saved_activation_bytes
 from ..model.rrdbnet import Norm, RRDBNet
 from ..training.config import TrainConfig
 from .analysis import time_call
-from .runs import Run, make_config, run_config
+from .experiments import gallery, study_config, test_sets
+from .runs import Run, make_config, train_grid
 
 # --------------------------------------------------------------------------- variants
 
@@ -75,15 +76,6 @@ BN_VARIANTS: tuple[GeneratorVariant, ...] = (
     GeneratorVariant("BN also in HR (Exp_BNinHR)", "batch_hr"),
 )
 
-#: Training a deeper BN-free trunk (supplement): plain MSRA init without residual
-#: scaling, the 0.1-scaled init, residual scaling 0.2, and both (ESRGAN's choice).
-INIT_VARIANTS: tuple[GeneratorVariant, ...] = (
-    GeneratorVariant("MSRA init, beta 1", None, res_scale=1.0, init_scale=1.0),
-    GeneratorVariant("init x0.1, beta 1", None, res_scale=1.0, init_scale=0.1),
-    GeneratorVariant("MSRA init, beta 0.2", None, res_scale=0.2, init_scale=1.0),
-    GeneratorVariant("init x0.1, beta 0.2 (ESRGAN)", None, res_scale=0.2, init_scale=0.1),
-)
-
 
 def build_generator(variant: GeneratorVariant, cfg: TrainConfig) -> RRDBNet:
     """The untrained generator the trainer starts ``variant`` from (same seeding).
@@ -113,29 +105,14 @@ def train_variants(
     seeds: Sequence[int] = (0,),
     progress: bool = False,
 ) -> dict[str, list[Run]]:
-    """Train every variant with every seed under identical conditions (module docstring).
-
-    Each run is the PSNR stage of ``base`` with the variant's model fields and the seed
-    set, written to ``out/<variant index>_seed<seed>``.
+    """Train every variant with every seed under identical conditions (module docstring):
+    :func:`esrgan_lab.lab.runs.train_grid` over the variants' model fields.
 
     Returns:
         ``{variant.name: [Run per seed]}`` in the order given.
     """
-    out = Path(out)
-    runs: dict[str, list[Run]] = {}
-    for i, v in enumerate(variants):
-        for seed in seeds:
-            cfg = make_config(base, seed=seed, stages=["psnr"], **v.overrides())
-            run = run_config(v.name, cfg, out / f"{i}_seed{seed}")["psnr"]
-            runs.setdefault(v.name, []).append(run)
-            if progress:
-                _, val = run.curve("val_psnr")
-                last = f"{val[-1]:.2f} dB" if len(val) else "-"
-                print(
-                    f"{v.name:<30} seed {seed}: {run.seconds:6.1f} s  val PSNR {last}"
-                    f"{'  (diverged)' if run.diverged else ''}"
-                )
-    return runs
+    grid = {v.name: v.overrides() for v in variants}
+    return train_grid(grid, base, out, seeds=seeds, progress=progress)
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -420,28 +397,12 @@ def smooth(values: Sequence[float], window: int) -> np.ndarray:
     return out
 
 
-def artifact_box(
-    gt: np.ndarray, reference: np.ndarray, test: np.ndarray, size: int
-) -> tuple[int, int, int, int]:
-    """The ``size x size`` box where ``test`` is worse than ``reference`` the most.
-
-    Scores every box (stride ``size // 2``) by ``sum |test - gt| - sum |reference - gt|``
-    on the gray level, so a gallery zooms where e.g. a BN model's artifacts show.
-
-    Args:
-        gt, reference, test: ``(H, W, 3)`` uint8 images of the same size.
-        size: Box side in pixels (clipped to the image).
-
-    Returns:
-        ``(y, x, h, w)``.
-    """
-    err = np.abs(test.astype(np.float64) - gt).mean(2) - np.abs(
-        reference.astype(np.float64) - gt
-    ).mean(2)
-    h, w = err.shape
+def _best_box(score: np.ndarray, size: int) -> tuple[int, int, int, int]:
+    """The ``size x size`` box (stride ``size // 2``) with the largest sum of ``score``."""
+    h, w = score.shape
     size = min(size, h, w)
     step = max(1, size // 2)
-    integral = np.pad(err.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    integral = np.pad(score.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
     best, box = -np.inf, (0, 0, size, size)
     for y in list(range(0, h - size + 1, step)) + [h - size]:
         for x in list(range(0, w - size + 1, step)) + [w - size]:
@@ -454,3 +415,133 @@ def artifact_box(
             if s > best:
                 best, box = s, (y, x, size, size)
     return box
+
+
+def detail_box(gt: np.ndarray, size: int) -> tuple[int, int, int, int]:
+    """Where a gallery zooms: the ``size x size`` box of the *ground truth* with the most
+    detail (largest sum of |Laplacian| of the gray image).
+
+    A rule fixed before any output is looked at, so the zoom shows where all models are
+    challenged, not where one of them happens to be worst.
+
+    Returns:
+        ``(y, x, h, w)``.
+    """
+    import cv2
+
+    gray = gt if gt.ndim == 2 else cv2.cvtColor(gt, cv2.COLOR_BGR2GRAY)
+    return _best_box(np.abs(cv2.Laplacian(gray.astype(np.float64), cv2.CV_64F)), size)
+
+
+def artifact_box(
+    gt: np.ndarray, reference: np.ndarray, test: np.ndarray, size: int
+) -> tuple[int, int, int, int]:
+    """The ``size x size`` box where ``test`` is worse than ``reference`` the most
+    (``sum |test - gt| - sum |reference - gt|`` on the gray level): a diagnostic, not a
+    gallery rule (see :func:`detail_box`).
+
+    Returns:
+        ``(y, x, h, w)``.
+    """
+    err = np.abs(test.astype(np.float64) - gt).mean(2) - np.abs(
+        reference.astype(np.float64) - gt
+    ).mean(2)
+    return _best_box(err, size)
+
+
+# --------------------------------------------------------------------------- experiment
+
+
+def run_experiment(
+    params: Mapping[str, object], out: str | Path, *, progress: bool = False
+) -> tuple[dict, dict[str, np.ndarray]]:
+    """The BN-removal study at the size ``params`` set (see ``notebooks/params``).
+
+    Trains :data:`BN_VARIANTS` with every seed, then measures on the test sets: PSNR per
+    image, the gain over bicubic under each :data:`SHIFTS` and on another dataset (with
+    running and with batch statistics), the BN statistics mismatch per layer (first
+    seed), a gallery at :func:`detail_box`, and the cost of each variant.
+
+    Returns:
+        ``(results, images)`` for :func:`esrgan_lab.lab.experiments.save`.
+    """
+    from ..data.sources import load_source
+    from .runs import run_record
+
+    out = Path(out)
+    scale = int(params["scale"])
+    runs = train_variants(
+        BN_VARIANTS,
+        study_config(params),
+        out / "train",
+        seeds=params["seeds"],
+        progress=progress,
+    )
+    val = PairedImageSet([im for s in params["val"] for im in load_source(s)], scale)
+    test = test_sets(params)
+    shift_images = [im for pairs in test.values() for im in pairs.images]
+    shift_sets = {sh.name: shifted_pairs(shift_images, sh, scale) for sh in SHIFTS}
+    shift_sets["other dataset"] = PairedImageSet(load_source(params["other"]), scale)
+    results: dict = {
+        "variants": [v.name for v in BN_VARIANTS],
+        "seeds": list(params["seeds"]),
+        "bicubic": {
+            "val": mean_psnr(None, val),
+            **{n: psnr_list(None, p) for n, p in test.items()},
+        },
+        "images": {n: p.names for n, p in test.items()},
+        "shift_sets": list(shift_sets),
+        "runs": {},
+    }
+    models = {}
+    for v in BN_VARIANTS:
+        for seed, run in zip(params["seeds"], runs[v.name]):
+            model = run.model(ema=False).eval()
+            rec = run_record(run, seed)
+            rec["test"] = {name: psnr_list(model, pairs) for name, pairs in test.items()}
+            rec["shift_gain"] = shift_study({"m": model}, shift_sets)["m"]
+            if v.norm:
+                rec["shift_gain_batch_stats"] = shift_study(
+                    {"m": model}, shift_sets, use_batch_stats=True
+                )["m"]
+            results["runs"].setdefault(v.name, []).append(rec)
+            models.setdefault(v.name, model)
+    probe = {name: next(iter(pairs)).lq for name, pairs in shift_sets.items()}
+    results["bn_stats"] = {}
+    for v in BN_VARIANTS[1:]:
+        from ..data.images import array_to_tensor
+
+        per_set = {}
+        for name, lq in probe.items():
+            stats = bn_input_stats(models[v.name], array_to_tensor(lq))
+            per_set[name] = {
+                "layers": [st.name for st in stats],
+                "mean_shift": [st.mean_shift for st in stats],
+                "log_var_ratio": [st.log_var_ratio for st in stats],
+            }
+        results["bn_stats"][v.name] = per_set
+    results["gallery"], images = gallery(params, test, models)
+    results["cost"] = _costs(params)
+    return results, images
+
+
+def _costs(params) -> list[dict]:
+    """Time and memory of each variant at the cost configuration (and BN folded)."""
+    cfg = make_config(
+        {
+            "model": {
+                "num_feat": params["cost_num_feat"],
+                "num_block": params["cost_num_block"],
+                "num_grow_ch": params["cost_num_grow_ch"],
+            }
+        }
+    )
+    size = int(params["cost_size"])
+    shape = (1, 3, size, size)
+    models = {v.name: build_generator(v, cfg).eval() for v in BN_VARIANTS}
+    costs = [measure_cost(n, m, shape, int(params["cost_repeats"])) for n, m in models.items()]
+    folded = fold_batchnorm(models[BN_VARIANTS[2].name])
+    costs.append(
+        measure_cost("BN in HR, folded (eval only)", folded, shape, int(params["cost_repeats"]))
+    )
+    return [c.__dict__ for c in costs]

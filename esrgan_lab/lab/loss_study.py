@@ -345,3 +345,121 @@ def image_batch(images: Sequence, size: int) -> torch.Tensor:
         top, left = (a.shape[0] - size) // 2, (a.shape[1] - size) // 2
         crops.append(array_to_tensor(a[top : top + size, left : left + size, :3]))
     return torch.cat(crops)
+
+
+# --------------------------------------------------------------------------- experiment
+
+
+def stage2_config(params: dict) -> TrainConfig:
+    """The GAN-stage config of the stored stage-2 study (the lab recipe, shortened)."""
+    iterations = int(params["iterations"])
+    return make_config(
+        {
+            "scale": params["scale"],
+            "stages": ["gan"],
+            "model": {
+                "num_feat": params["num_feat"],
+                "num_block": params["num_block"],
+                "num_grow_ch": params["num_grow_ch"],
+            },
+            "data": {
+                "train": list(params["train"]),
+                "val": list(params["val"]),
+                "gt_size": params["gt_size"],
+                "batch_size": params["batch_size"],
+                "num_workers": 0,
+            },
+            "gan": {
+                "total_iter": iterations,
+                "learning_rate": params["learning_rate"],
+                "pixel_weight": params["pixel_weight"],
+                "gan_weight": params["gan_weight"],
+                "perceptual": {
+                    "layers": {"conv5_4": 1.0},
+                    "weight": params["perceptual_weight"],
+                    "backbone": params["backbone"],
+                },
+                "discriminator": {
+                    "type": params["discriminator"],
+                    "num_feat": params["disc_num_feat"],
+                    "learning_rate": params["learning_rate"],
+                },
+            },
+            "logging": {
+                "log_every": max(1, iterations // 50),
+                "val_every": iterations,
+                "save_every": max(1, iterations // 3),
+                "keep_checkpoints": 1,
+                "progress": False,
+            },
+            "runtime": {"device": "cpu", "num_threads": params.get("threads", 2)},
+        }
+    )
+
+
+def _term_summary(terms: Sequence[GanTerms]) -> dict[str, list[float]]:
+    """Per iteration: the adversarial losses and the generator's gradient magnitudes."""
+    keys = ("d_ragan", "g_ragan", "d_vanilla", "g_vanilla")
+    out = {k: [getattr(t, k) for t in terms] for k in keys}
+    for k in ("grad_vanilla", "grad_ragan", "grad_ragan_real_term", "grad_ragan_fake_term"):
+        out[k] = [float(np.abs(getattr(t, k)).sum()) for t in terms]
+    return out
+
+
+def run_experiment(
+    params: dict, out: str | Path, *, progress: bool = False
+) -> tuple[dict, dict[str, np.ndarray]]:
+    """The stage-2 ablation (:data:`STAGE2_VARIANTS`) from the same PSNR-oriented model,
+    with every seed, scored by PSNR and NIQE (mean and per image) on the test sets.
+
+    Returns:
+        ``(results, images)`` for :func:`esrgan_lab.lab.experiments.save`.
+    """
+    from ..metrics.evaluate import score_pairs
+    from ..weights.loading import load_model, resolve_weights
+    from .experiments import gallery, test_sets
+    from .runs import run_record
+
+    out = Path(out)
+    start = resolve_weights(str(params["pretrained"]))
+    base = stage2_config(params)
+    names = list(params.get("variants") or [v.name for v in STAGE2_VARIANTS])
+    variants = [v for v in STAGE2_VARIANTS if v.name in names]
+    test = test_sets(params)
+
+    def scores(model) -> dict:
+        per_set = {}
+        for name, pairs in test.items():
+            report = score_pairs(model, pairs, pairs.scale, niqe=True)
+            per_set[name] = {
+                "psnr": [s.psnr for s in report.scores],
+                "niqe": [s.niqe for s in report.scores],
+            }
+        return per_set
+
+    results: dict = {
+        "seeds": list(params["seeds"]),
+        "variants": [v.name for v in variants],
+        "images": {n: p.names for n, p in test.items()},
+        "bicubic": scores("bicubic"),
+        "start": scores(load_model(start)) | {"weights": str(params["pretrained"])},
+        "runs": {},
+        "terms": {},
+    }
+    models = {}
+    for seed in params["seeds"]:
+        trained = train_stage2(variants, base, start, out / f"seed{seed}", seed=seed)
+        for v in variants:
+            res = trained[v.name]
+            rec = run_record(res.run, seed, keys=("l_pix", "l_percep", "l_gan", "l_d"))
+            model = res.run.model()
+            rec["test"] = scores(model)
+            results["runs"].setdefault(v.name, []).append(rec)
+            models.setdefault(v.name, model)
+            if res.gan_terms and seed == params["seeds"][0]:
+                results["terms"][v.name] = _term_summary(res.gan_terms)
+            if progress:
+                niqe = np.mean([x for s in rec["test"].values() for x in s["niqe"] if x])
+                print(f"{v.name:<34} seed {seed}: {res.run.seconds:7.1f} s  NIQE {niqe:.3f}")
+    results["gallery"], images = gallery(params, test, models)
+    return results, images

@@ -131,6 +131,14 @@ def _param_bytes(model: nn.Module, bytes_per: int) -> int:
     return sum(p.numel() for p in model.parameters()) * bytes_per
 
 
+def _onnx_variant(name: str, precision: str, path: Path, seconds: float) -> PrecisionVariant:
+    from ..inference.onnx import OnnxModel
+
+    return PrecisionVariant(
+        name, precision, "onnxruntime", OnnxModel(path), path, path.stat().st_size, seconds
+    )
+
+
 def build_variants(
     model: nn.Module,
     workdir: str | os.PathLike[str],
@@ -147,7 +155,7 @@ def build_variants(
     ``model_int8_<method>.onnx``). Torch fp16 is skipped (not an error) unless
     ``device`` is CUDA; int8 variants need ``reader``.
     """
-    from ..inference.onnx import OnnxModel, convert_fp16, export_onnx
+    from ..inference.onnx import convert_fp16, export_onnx
 
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -155,88 +163,38 @@ def build_variants(
     model = model.eval()
     out: list[PrecisionVariant] = []
     if "fp32" in include:
-        out.append(
-            PrecisionVariant("fp32 (torch)", "fp32", "torch", model, None, _param_bytes(model, 4))
-        )
-    if "bf16" in include:
-        start = time.perf_counter()
-        runner = autocast_model(model, "bf16", device)
-        out.append(
-            PrecisionVariant(
-                "bf16 autocast (torch)",
-                "bf16",
-                "torch",
-                runner,
-                None,
-                _param_bytes(model, 2),
-                time.perf_counter() - start,
+        size = _param_bytes(model, 4)
+        out.append(PrecisionVariant("fp32 (torch)", "fp32", "torch", model, None, size))
+    for kind in ("bf16", "fp16"):
+        if kind in include and (kind == "bf16" or torch.device(device).type == "cuda"):
+            start = time.perf_counter()
+            runner = autocast_model(model, kind, device)
+            seconds = time.perf_counter() - start
+            name = f"{kind} autocast (torch)"
+            out.append(
+                PrecisionVariant(name, kind, "torch", runner, None, _param_bytes(model, 2), seconds)
             )
-        )
-    if "fp16" in include and torch.device(device).type == "cuda":
-        runner = autocast_model(model, "fp16", device)
-        out.append(
-            PrecisionVariant(
-                "fp16 autocast (torch)", "fp16", "torch", runner, None, _param_bytes(model, 2)
-            )
-        )
-    need_onnx = any(k in include for k in ("onnx-fp32", "onnx-fp16", "int8"))
-    if not need_onnx:
+    if not any(k in include for k in ("onnx-fp32", "onnx-fp16", "int8")):
         return out
     fp32_path = work / "model_fp32.onnx"
     start = time.perf_counter()
-    res = export_onnx(model, fp32_path)
-    say(res.summary())
+    say(export_onnx(model, fp32_path).summary())
     if "onnx-fp32" in include:
-        out.append(
-            PrecisionVariant(
-                "fp32 (ORT)",
-                "fp32",
-                "onnxruntime",
-                OnnxModel(fp32_path),
-                fp32_path,
-                fp32_path.stat().st_size,
-                time.perf_counter() - start,
-            )
-        )
+        out.append(_onnx_variant("fp32 (ORT)", "fp32", fp32_path, time.perf_counter() - start))
     if "onnx-fp16" in include:
         start = time.perf_counter()
         fp16_path = convert_fp16(fp32_path, work / "model_fp16.onnx")
-        out.append(
-            PrecisionVariant(
-                "fp16 (ORT)",
-                "fp16",
-                "onnxruntime",
-                OnnxModel(fp16_path),
-                fp16_path,
-                fp16_path.stat().st_size,
-                time.perf_counter() - start,
-            )
-        )
+        out.append(_onnx_variant("fp16 (ORT)", "fp16", fp16_path, time.perf_counter() - start))
     if "int8" in include:
         if reader is None:
             raise ConfigError("int8 variants need a calibration reader")
         for method in methods:
             start = time.perf_counter()
-            path = quantize_int8(
-                fp32_path,
-                work / f"model_int8_{method}.onnx",
-                reader,
-                method,
-                activation_type=activation_type,
-            )
+            target = work / f"model_int8_{method}.onnx"
+            path = quantize_int8(fp32_path, target, reader, method, activation_type=activation_type)
             seconds = time.perf_counter() - start
             say(f"int8 {method}: calibrated on {len(reader)} images in {seconds:.1f} s")
-            out.append(
-                PrecisionVariant(
-                    f"int8 {method} (ORT)",
-                    "int8",
-                    "onnxruntime",
-                    OnnxModel(path),
-                    path,
-                    path.stat().st_size,
-                    seconds,
-                )
-            )
+            out.append(_onnx_variant(f"int8 {method} (ORT)", "int8", path, seconds))
     return out
 
 

@@ -118,3 +118,55 @@ def run_config(
         metrics = json.loads((folder / "metrics.json").read_text())
         runs[stage] = Run(name, folder, metrics, read_log(folder / "log.csv"))
     return runs
+
+
+def train_grid(
+    variants: Mapping[str, Mapping[str, Any]],
+    base: TrainConfig,
+    out: str | Path,
+    *,
+    seeds: Sequence[int] = (0,),
+    stage: str = "psnr",
+    progress: bool = False,
+) -> dict[str, list[Run]]:
+    """Train every variant (config overrides) with every seed, under identical conditions.
+
+    Each run is ``base`` with the variant's overrides and the seed set, written to
+    ``out/<variant index>_seed<seed>``; a run already finished there is reused (resume).
+
+    Returns:
+        ``{variant: [Run per seed]}`` in the order given.
+    """
+    out = Path(out)
+    runs: dict[str, list[Run]] = {}
+    for i, (name, overrides) in enumerate(variants.items()):
+        for seed in seeds:
+            cfg = make_config(base, seed=seed, stages=[stage], **overrides)
+            folder = out / f"{i}_seed{seed}"
+            resume = (folder / stage).is_dir()
+            run = run_config(name, cfg, folder, resume=resume)[stage]
+            runs.setdefault(name, []).append(run)
+            if progress:
+                _, val = run.curve("val_psnr") if "val_psnr" in run.log else ((), ())
+                last = f"{val[-1]:.2f} dB" if len(val) else "-"
+                flag = "  (diverged)" if run.diverged else ""
+                print(f"{name:<32} seed {seed}: {run.seconds:7.1f} s  val PSNR {last}{flag}")
+    return runs
+
+
+def run_record(run: Run, seed: int, keys: Sequence[str] = ("val_psnr", "l_pix")) -> dict:
+    """A JSON-able summary of one run: its curves, time and end state."""
+    curves = {}
+    for key in keys:
+        if key in run.log:
+            iters, values = run.curve(key)
+            curves[key] = [[int(i), float(v)] for i, v in zip(iters, values)]
+    val = curves.get("val_psnr", [])
+    return {
+        "seed": seed,
+        "curves": curves,
+        "val_final": val[-1][1] if val else None,
+        "seconds": run.seconds,
+        "iterations": run.metrics["iterations"],
+        "diverged_at": run.metrics.get("diverged_at"),
+    }

@@ -22,6 +22,9 @@ from ..errors import ConfigError
 class ModelConfig:
     """RRDBNet arguments (BasicSR names)."""
 
+    #: "rrdbnet" (ESRGAN) or "srresnet": the same network with SRResNet's residual blocks
+    #: in the trunk (:mod:`esrgan_lab.model.srresnet`), for the architecture study.
+    arch: Literal["rrdbnet", "srresnet"] = "rrdbnet"
     num_feat: int = 64
     num_block: int = 23
     num_grow_ch: int = 32

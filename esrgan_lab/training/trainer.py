@@ -90,6 +90,9 @@ class _Stage:
         return self.ema.model if self.ema is not None else self.net_g
 
 
+# Longer than the project's ~300-line guide for a class, on purpose: one object owns a
+# run's state (models, optimizers, data stream, logs) across both stages; the step, the
+# state, the logs and the runtime choices already live in their own modules.
 class Trainer:
     """Runs the configured stages; see the module docstring for the outputs.
 
@@ -190,7 +193,8 @@ class Trainer:
     def model_config(self) -> dict[str, Any]:
         """RRDBNet arguments (recorded in the exported safetensors metadata)."""
         m = self.cfg.model
-        return {
+        arch = {} if m.arch == "rrdbnet" else {"arch": m.arch}
+        return arch | {
             "num_in_ch": 3,
             "num_out_ch": 3,
             "scale": self.cfg.scale,
@@ -202,7 +206,9 @@ class Trainer:
         }
 
     def build_generator(self) -> RRDBNet:
-        return RRDBNet(**self.model_config(), init_scale=self.cfg.model.init_scale)
+        from ..weights.loading import build_model
+
+        return build_model(self.model_config(), init_scale=self.cfg.model.init_scale)
 
     def _pretrained_path(self, name: str, st: StageConfig) -> Path | None:
         if st.pretrained_g:

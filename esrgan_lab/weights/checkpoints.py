@@ -462,6 +462,10 @@ def save_checkpoint(
             f"{path}: unknown checkpoint format {suffix!r} (use .pth or .safetensors)"
         )
     model = state_or_model if isinstance(state_or_model, nn.Module) else None
+    if (config or {}).get("arch", "rrdbnet") != "rrdbnet":
+        # Another trunk (the architecture study's residual blocks): no RRDBNet layout to
+        # convert, the keys are stored as they are, with the config that rebuilds it.
+        return _save_native(unwrap_state_dict(state_or_model), path, dict(config or {}))
     basicsr = convert_state_dict(unwrap_state_dict(state_or_model), "basicsr")
     stored: dict[str, Any] = infer_config(basicsr)
     if model is not None:
@@ -486,6 +490,18 @@ def save_checkpoint(
             save_file(tensors, str(tmp), metadata=metadata)
         else:
             torch.save(tensors, tmp)
+    return path
+
+
+def _save_native(state: StateDict, path: Path, config: dict[str, Any]) -> Path:
+    if path.suffix.lower() != ".safetensors":
+        raise CheckpointError(f"{path}: a {config['arch']} model is saved as .safetensors")
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
+    metadata = {"format": "pt", META_LAYOUT: "native", META_CONFIG: json.dumps(config)}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
     return path
 
 

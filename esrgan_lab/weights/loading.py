@@ -58,6 +58,17 @@ def resolve_weights(name_or_path: str | os.PathLike[str]) -> Path:
     return fetch_weights(text)
 
 
+def build_model(config: Mapping[str, Any], **extra: Any) -> RRDBNet:
+    """An untrained generator of a recorded config: :class:`RRDBNet`, or the architecture
+    study's :class:`~esrgan_lab.model.srresnet.SRResNetTrunk` when ``arch`` says so."""
+    kwargs = {k: v for k, v in config.items() if k != "arch"} | extra
+    if config.get("arch", "rrdbnet") == "srresnet":
+        from ..model.srresnet import SRResNetTrunk
+
+        return SRResNetTrunk(**kwargs)
+    return RRDBNet(**kwargs)
+
+
 def model_from_state_dict(
     state: Mapping[str, torch.Tensor], stored: Mapping[str, Any] | None = None
 ) -> RRDBNet:
@@ -75,6 +86,10 @@ def model_from_state_dict(
     Raises:
         CheckpointError: Naming the first missing, unexpected or mis-shaped key.
     """
+    if stored and stored.get("arch") == "srresnet":
+        model = build_model(stored)
+        model.load_state_dict(dict(state), strict=True)
+        return model.eval()
     sd = convert_state_dict(state, "basicsr")
     config: dict[str, Any] = infer_config(sd, hint=stored)
     if stored and isinstance(stored.get("res_scale"), (int, float)):

@@ -88,15 +88,6 @@ def test_variants_share_conv_weights() -> None:
     assert "bn_up1.running_mean" not in lr and "bn_body.running_mean" in lr
 
 
-def test_init_variants_scale_the_dense_convs() -> None:
-    big = _generator(ab.INIT_VARIANTS[0], seed=1)
-    small = _generator(ab.INIT_VARIANTS[1], seed=1)
-    w_big = big.body[0].rdb1.conv1.weight
-    w_small = small.body[0].rdb1.conv1.weight
-    torch.testing.assert_close(w_small, 0.1 * w_big)
-    assert big.body[0].res_scale == 1.0 and ab.INIT_VARIANTS[2].res_scale == 0.2
-
-
 def test_variants_train_through_the_trainer_reproducibly(tmp_path) -> None:
     base = _base(tmp_path)
     runs = [ab.train_variants(ab.BN_VARIANTS[:2], base, tmp_path / f"r{k}") for k in range(2)]

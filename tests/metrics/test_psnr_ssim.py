@@ -221,3 +221,17 @@ def test_fid_unavailable_offline(tmp_path, monkeypatch):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(MetricUnavailable, match="cannot load"):
         fid.load_fid_inception(bad)
+
+
+def test_calculate_fid_end_to_end(random_inception):
+    """calculate_fid = frechet_distance of the two sets' feature statistics."""
+    gen = torch.Generator().manual_seed(0)
+    a = [torch.rand(3, 32, 32, generator=gen) for _ in range(4)]
+    b = [torch.rand(3, 32, 32, generator=gen) * 0.5 for _ in range(4)]
+    net = random_inception
+    value = fid.calculate_fid(a, b, net=net, batch_size=3)
+    mu1, s1 = fid.feature_statistics(fid.inception_features(net, a))
+    mu2, s2 = fid.feature_statistics(fid.inception_features(net, b))
+    assert value == pytest.approx(fid.frechet_distance(mu1, s1, mu2, s2), rel=1e-6)
+    assert value > 0
+    assert fid.calculate_fid(a, a, net=net) == pytest.approx(0.0, abs=1e-3)

@@ -1,0 +1,258 @@
+"""Stored experiments: each study run once at a size that shows its effect, kept small.
+
+``data/experiments/<name>/`` holds what a notebook needs to plot a study without
+rerunning it:
+
+* ``config.yaml`` - the study's parameters (the notebook's ``notebooks/params`` file);
+* ``results.json`` - every score per variant, seed and image, and the curves;
+* ``curves.csv`` - the training curves in long form (variant, seed, iter, key, value);
+* ``images/*.png`` - small sample crops;
+* ``weights/*.safetensors`` - small weights a later notebook needs (optional);
+* ``provenance.json`` - commit, device, threads, precision, wall time, date.
+
+``tools/experiments.py`` (``make experiments [NAME=...]``) runs a study into
+``runs/experiments/<name>`` (resumable: every training run continues from its last
+checkpoint) and writes the artifact. The notebooks plot the stored artifact by default and
+run a CI-size version of the same study live.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import settings
+from ..fileio import atomic_write_text
+
+#: Where the stored experiments live (in the repository: small data the project makes).
+EXPERIMENTS_DIR = settings.PACKAGE_DATA / "experiments"
+#: Where the notebooks' full-size parameters live.
+PARAMS_DIR = settings.REPO_ROOT / "notebooks" / "params"
+
+
+def notebook_params(notebook: str) -> dict[str, Any]:
+    """The full-size parameters of ``notebook`` (``notebooks/params/<notebook>.yaml``)."""
+    import yaml
+
+    return yaml.safe_load((PARAMS_DIR / f"{notebook}.yaml").read_text()) or {}
+
+
+@dataclass
+class Artifact:
+    """A stored experiment, as :func:`save` wrote it."""
+
+    folder: Path
+    config: dict[str, Any]
+    results: dict[str, Any]
+    provenance: dict[str, Any]
+    images: dict[str, Path] = field(default_factory=dict)
+
+    def image(self, name: str) -> np.ndarray:
+        """A stored sample image (uint8 BGR)."""
+        from ..data.images import read_image
+
+        return read_image(self.images[name])
+
+
+def curves_rows(results: Mapping[str, Any]) -> Iterable[tuple]:
+    """``(variant, seed, iter, key, value)`` of every curve in ``results["runs"]``."""
+    for variant, runs in results.get("runs", {}).items():
+        for run in runs:
+            for key, points in run.get("curves", {}).items():
+                for it, value in points:
+                    yield variant, run["seed"], it, key, value
+
+
+def save(
+    folder: str | Path,
+    config: Mapping[str, Any],
+    results: Mapping[str, Any],
+    provenance: Mapping[str, Any],
+    images: Mapping[str, np.ndarray] | None = None,
+) -> Artifact:
+    """Write an experiment's artifact into ``folder`` (atomically, file by file)."""
+    import yaml
+
+    from ..data.images import write_image
+
+    folder = Path(folder)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / "config.yaml", yaml.safe_dump(dict(config), sort_keys=False))
+    atomic_write_text(folder / "results.json", json.dumps(results, indent=1, default=_plain) + "\n")
+    atomic_write_text(folder / "provenance.json", json.dumps(dict(provenance), indent=2) + "\n")
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["variant", "seed", "iter", "key", "value"])
+    writer.writerows(curves_rows(results))
+    atomic_write_text(folder / "curves.csv", buf.getvalue())
+    for name, image in (images or {}).items():
+        write_image(folder / "images" / f"{name}.png", image)
+    return load(folder)
+
+
+def load(folder: str | Path) -> Artifact:
+    """Read an artifact written by :func:`save`."""
+    import yaml
+
+    folder = Path(folder)
+    if not (folder / "results.json").is_file():
+        raise FileNotFoundError(
+            f"{folder}: no stored experiment here; run `make experiments NAME={folder.name}`"
+        )
+    images = {p.stem: p for p in sorted((folder / "images").glob("*.png"))}
+    return Artifact(
+        folder,
+        yaml.safe_load((folder / "config.yaml").read_text()),
+        json.loads((folder / "results.json").read_text()),
+        json.loads((folder / "provenance.json").read_text()),
+        images,
+    )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Mean, sample standard deviation, min and max of a few values (one per seed)."""
+
+    mean: float
+    std: float
+    low: float
+    high: float
+    n: int
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Spread:
+        arr = np.asarray(values, dtype=np.float64)
+        std = float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+        return cls(float(arr.mean()), std, float(arr.min()), float(arr.max()), len(arr))
+
+    def __str__(self) -> str:
+        if self.n == 1:
+            return f"{self.mean:.2f} (1 seed)"
+        spread = f"range {self.low:.2f}-{self.high:.2f}, {self.n} seeds"
+        return f"{self.mean:.2f} ± {self.std:.2f} ({spread})"
+
+
+def separated(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Whether two variants' per-seed values do not overlap at all (every seed of one is
+    above every seed of the other): the project's bar for calling a difference a finding
+    at three seeds."""
+    return min(a) > max(b) or min(b) > max(a)
+
+
+def compare(a: Sequence[float], b: Sequence[float], what: str, unit: str = "dB") -> str:
+    """One sentence comparing two variants' per-seed values, with their spread."""
+    sa, sb = Spread.of(a), Spread.of(b)
+    diff = sa.mean - sb.mean
+    if separated(a, b):
+        return f"{what}: {diff:+.2f} {unit} (every seed; {sa} vs {sb})"
+    return (
+        f"{what}: {diff:+.2f} {unit} on average, within the spread of the seeds "
+        f"({sa} vs {sb}) - not a finding at this scale"
+    )
+
+
+# --------------------------------------------------------------------------- studies
+
+
+def study_config(params: Mapping[str, Any], **model: Any) -> Any:
+    """The PSNR-stage :class:`~esrgan_lab.training.config.TrainConfig` of a stored study.
+
+    ``params`` holds the sizes (``num_feat``, ``num_block``, ``num_grow_ch``, ``scale``,
+    ``gt_size``, ``batch_size``, ``iterations``, ``learning_rate``, ``val_every``, and the
+    ``train``/``val`` sources); ``model`` overrides model fields. Cosine learning rate
+    (a short run), validation at the start and every ``val_every`` iterations.
+    """
+    from .runs import make_config
+
+    iterations = int(params["iterations"])
+    return make_config(
+        {
+            "scale": params["scale"],
+            "stages": ["psnr"],
+            "model": {
+                "num_feat": params["num_feat"],
+                "num_block": params["num_block"],
+                "num_grow_ch": params["num_grow_ch"],
+                **model,
+            },
+            "data": {
+                "train": list(params["train"]),
+                "val": list(params["val"]),
+                "gt_size": params["gt_size"],
+                "batch_size": params["batch_size"],
+                "num_workers": 0,
+            },
+            "psnr": {
+                "total_iter": iterations,
+                "learning_rate": params["learning_rate"],
+                "scheduler": "cosine",
+            },
+            "logging": {
+                "log_every": max(1, iterations // 100),
+                "val_every": params["val_every"],
+                "val_at_start": True,
+                "save_every": max(1, iterations // 4),
+                "keep_checkpoints": 1,
+                "progress": False,
+            },
+            "runtime": {"device": "cpu", "num_threads": params.get("threads", 2)},
+        }
+    )
+
+
+def set_name(source: str) -> str:
+    """``"Set14[:2]"`` -> ``"Set14"``: test sets are keyed by name, whatever the slice."""
+    return Path(str(source).split("[")[0]).name
+
+
+def test_sets(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``{set name: PairedImageSet}`` of the study's ``test`` sources."""
+    from ..data.paired import PairedImageSet
+    from ..data.sources import load_source
+
+    scale = int(params["scale"])
+    return {set_name(s): PairedImageSet(load_source(s), scale, set_name(s)) for s in params["test"]}
+
+
+def gallery(
+    params: Mapping[str, Any], test: Mapping[str, Any], models: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Crops of ``params["gallery_image"]`` (``"Set14/baboon"``) at the box
+    :func:`esrgan_lab.lab.bn_study.detail_box` picks from the ground truth alone: the
+    ground truth, bicubic and each model's output.
+
+    Returns:
+        ``(record, images)``: where the crop is and what each image is, and the crops.
+    """
+    from ..metrics.evaluate import run_model
+    from .bn_study import detail_box
+
+    name, image = str(params["gallery_image"]).split("/")
+    pairs = test[name]
+    pair = next(p for p in pairs if p.name == image)
+    y, x, h, w = detail_box(pair.gt, int(params["gallery_box"]))
+    crops = {"gt": pair.gt, "bicubic": run_model("bicubic", pair.lq, pairs.scale)}
+    names = {"gt": "ground truth", "bicubic": "bicubic"}
+    for i, (label, model) in enumerate(models.items()):
+        crops[f"model{i}"] = run_model(model, pair.lq, pairs.scale)
+        names[f"model{i}"] = label
+    record = {"image": params["gallery_image"], "box": [y, x, h, w], "names": names}
+    return record, {f"gallery_{k}": v[y : y + h, x : x + w] for k, v in crops.items()}

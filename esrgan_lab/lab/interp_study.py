@@ -1,0 +1,117 @@
+"""Network interpolation against pixel interpolation (paper Sec. 3.4 and 4.5, Fig. 8).
+
+``theta = (1 - alpha) theta_PSNR + alpha theta_GAN`` (:func:`esrgan_lab.weights.
+checkpoints.interpolate`) against blending the two models' *outputs*
+``(1 - alpha) SR_PSNR + alpha SR_GAN``, the baseline the paper compares with. Each is
+scored on the perception-distortion plane: Y-PSNR (distortion) and NIQE (perceptual
+quality, lower is better), per image and on average, with bicubic and the published
+ESRGAN baboon result as reference points.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..data.images import quantize
+from ..metrics.evaluate import EvaluationReport, run_model, score_outputs
+from ..weights.checkpoints import interpolate, load_checkpoint
+from ..weights.loading import load_model, model_from_state_dict, resolve_weights
+
+ALPHAS: tuple[float, ...] = tuple(round(0.1 * k, 1) for k in range(11))
+
+
+def pixel_blend(a: np.ndarray, b: np.ndarray, alpha: float) -> np.ndarray:
+    """``(1 - alpha) a + alpha b`` of two uint8 images, rounded back to uint8."""
+    return quantize((1.0 - alpha) * a.astype(np.float64) + alpha * b.astype(np.float64))
+
+
+def _score(outputs, test) -> dict[str, dict[str, list]]:
+    per_set = {}
+    for name, pairs in test.items():
+        report = EvaluationReport("x", "standard", pairs.scale, "")
+        items = ((name, p.name, outputs[(name, p.name)], p.gt) for p in pairs)
+        score_outputs(items, report, crop_border=pairs.scale, niqe=True)
+        per_set[name] = {
+            "psnr": [s.psnr for s in report.scores],
+            "niqe": [s.niqe for s in report.scores],
+        }
+    return per_set
+
+
+def run_experiment(
+    params: Mapping[str, object], out: str | Path | None = None, *, progress: bool = False
+) -> tuple[dict, dict[str, np.ndarray]]:
+    """The alpha sweep of both interpolations between ``params["psnr"]`` and
+    ``params["gan"]`` (weights names or files) on the test sets.
+
+    Returns:
+        ``(results, images)`` for :func:`esrgan_lab.lab.experiments.save`; ``images`` holds
+        crops of ``params["gallery_image"]`` at alpha 0, 0.5 and 1 for both methods.
+    """
+    from .bn_study import detail_box
+    from .experiments import test_sets
+
+    alphas: Sequence[float] = params.get("alphas") or ALPHAS
+    test = test_sets(params)
+    psnr_sd = load_checkpoint(resolve_weights(str(params["psnr"])))
+    gan_sd = load_checkpoint(resolve_weights(str(params["gan"])))
+    keys = [(name, p.name) for name, pairs in test.items() for p in pairs]
+    lq = {(name, p.name): p.lq for name, pairs in test.items() for p in pairs}
+    ends = {}
+    for label, path in (("psnr", params["psnr"]), ("gan", params["gan"])):
+        model = load_model(str(path))
+        ends[label] = {k: run_model(model, lq[k], 4) for k in keys}
+    results: dict = {
+        "alphas": list(alphas),
+        "images": {n: p.names for n, p in test.items()},
+        "weights": {"psnr": str(params["psnr"]), "gan": str(params["gan"])},
+        "bicubic": _score({k: run_model("bicubic", lq[k], 4) for k in keys}, test),
+        "network": [],
+        "pixel": [],
+    }
+    gal_set, gal_name = str(params["gallery_image"]).split("/")
+    gal_pair = next(p for p in test[gal_set] if p.name == gal_name)
+    y, x, h, w = detail_box(gal_pair.gt, int(params["gallery_box"]))
+    results["gallery"] = {"image": params["gallery_image"], "box": [y, x, h, w]}
+    images = {"gallery_gt": gal_pair.gt[y : y + h, x : x + w]}
+    for alpha in alphas:
+        net = model_from_state_dict(interpolate(psnr_sd, gan_sd, alpha))
+        net_out = {k: run_model(net, lq[k], 4) for k in keys}
+        pix_out = {k: pixel_blend(ends["psnr"][k], ends["gan"][k], alpha) for k in keys}
+        results["network"].append(_score(net_out, test))
+        results["pixel"].append(_score(pix_out, test))
+        if alpha in (0.0, 0.5, 1.0):
+            tag = f"{alpha:.1f}".replace(".", "")
+            for method, outs in (("network", net_out), ("pixel", pix_out)):
+                images[f"{method}_{tag}"] = outs[(gal_set, gal_name)][y : y + h, x : x + w]
+        if progress:
+            mean = lambda s, key: np.mean([v for d in s.values() for v in d[key] if v])  # noqa: E731
+            n, p = results["network"][-1], results["pixel"][-1]
+            print(
+                f"alpha {alpha:.1f}: network {mean(n, 'psnr'):.2f} dB NIQE {mean(n, 'niqe'):.3f}"
+                f" | pixel {mean(p, 'psnr'):.2f} dB NIQE {mean(p, 'niqe'):.3f}",
+                flush=True,
+            )
+    results["published"] = _published_esrgan(test)
+    return results, images
+
+
+def _published_esrgan(test) -> dict | None:
+    """The official ESRGAN's baboon output (``esrgan_samples``) scored like the others."""
+    from ..data.degrade import modcrop
+    from ..data.sources import read_gt
+    from ..settings import dataset_dir
+
+    folder = dataset_dir("esrgan_samples")
+    pairs = test.get("Set14")
+    if folder is None or pairs is None or "baboon" not in pairs.names:
+        return None
+    gt = next(p.gt for p in pairs if p.name == "baboon")
+    sr = modcrop(read_gt(folder / "results_baboon_ESRGAN.png"), 4)
+    report = EvaluationReport("official ESRGAN", "standard", 4, "")
+    score_outputs([("Set14", "baboon", sr, gt)], report, crop_border=4, niqe=True)
+    s = report.scores[0]
+    return {"image": "Set14/baboon", "psnr": s.psnr, "niqe": s.niqe}

@@ -1,0 +1,74 @@
+"""``make experiments [NAME=...]``: run the stored experiments and write their artifacts.
+
+Each experiment is one study of the notebook layer run at the size its notebook's params
+file sets (``notebooks/params/<notebook>.yaml``, key ``study``), into
+``runs/experiments/<name>`` (resumable: rerunning continues the unfinished training runs),
+then written to ``data/experiments/<name>`` with provenance
+(:mod:`esrgan_lab.lab.experiments`).
+
+    python tools/experiments.py run [NAME ...]     # default: all, in order
+    python tools/experiments.py list
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+
+import torch
+
+from esrgan_lab.lab.experiments import EXPERIMENTS_DIR, notebook_params, save
+from esrgan_lab.settings import REPO_ROOT, provenance
+
+#: name -> (notebook whose params file sets the size, "module:function" of the study)
+EXPERIMENTS: dict[str, tuple[str, str]] = {
+    "architecture": ("01_architecture", "esrgan_lab.lab.arch_study:run_experiment"),
+    "bn_removal": ("02_bn_removal_ablation", "esrgan_lab.lab.bn_study:run_experiment"),
+    "losses": ("03_losses", "esrgan_lab.lab.loss_study:run_experiment"),
+    "interpolation": ("04_inference", "esrgan_lab.lab.interp_study:run_experiment"),
+}
+
+
+def run(name: str) -> None:
+    notebook, target = EXPERIMENTS[name]
+    module, func = target.split(":")
+    study = getattr(importlib.import_module(module), func)
+    params = notebook_params(notebook)["study"]
+    torch.set_num_threads(int(params.get("threads", 2)))
+    print(f"== {name}: {notebook} study, params {params}", flush=True)
+    start = time.time()
+    results, images = study(params, REPO_ROOT / "runs" / "experiments" / name, progress=True)
+    prov = provenance()
+    prov.update(
+        {
+            "experiment": name,
+            "notebook": notebook,
+            "wall_seconds": round(time.time() - start, 1),
+            "precision": "fp32 (channels_last); bf16 only where native",
+            "command": f"make experiments NAME={name}",
+        }
+    )
+    art = save(EXPERIMENTS_DIR / name, params, results, prov, images)
+    print(f"== {name}: {prov['wall_seconds'] / 60:.1f} min -> {art.folder}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    run_p = sub.add_parser("run", help="run experiments and write their artifacts")
+    run_p.add_argument("names", nargs="*", choices=[[], *EXPERIMENTS], default=[])
+    sub.add_parser("list", help="list the experiments")
+    args = parser.parse_args(argv)
+    if args.cmd == "list":
+        for name, (notebook, target) in EXPERIMENTS.items():
+            print(f"{name:<14} {notebook:<26} {target}")
+        return 0
+    for name in args.names or list(EXPERIMENTS):
+        run(name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
