@@ -8,7 +8,8 @@ Steps (each resumable; rerunning continues where the last one stopped):
    with ``alpha`` chosen on the *validation* images by a rule fixed before any test score
    is looked at: the largest alpha in 0, 0.1, ..., 1 whose mean validation Y-PSNR stays
    within :data:`PSNR_MARGIN_DB` of bicubic's.
-4. ``data/weights/``: the two safetensors files, their training logs and metrics, the
+4. ``data/weights/``: the safetensors files (``lab-psnr-x4``, ``lab-gan-x4`` and the GAN
+   stage's own output ``lab-gan-x4-raw``), their training logs and metrics, the
    Set5/Set14 scores (standard protocol), a side-by-side figure, and the model cards,
    all rendered from the measured values.
 
@@ -193,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     save_checkpoint(psnr_sd, WEIGHTS / "lab-psnr-x4.safetensors", config=config)
     blended = interpolate(psnr_sd, gan_sd, selection["alpha"])
     save_checkpoint(blended, WEIGHTS / "lab-gan-x4.safetensors", config=config)
+    # The GAN stage's own output (alpha 1), for the interpolation study of notebook 04.
+    save_checkpoint(gan_sd, WEIGHTS / "lab-gan-x4-raw.safetensors", config=config)
     scores = {name: evaluate(name) for name in ("bicubic", "lab-psnr-x4", "lab-gan-x4")}
     for name, report in scores.items():
         text = json.dumps(report, indent=2) + "\n"

@@ -145,3 +145,82 @@ def run_experiment(
         "growth_paper_depth": growth_at_init(64, 32, 23),
     }
     return results, images
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def test_means(results: Mapping, variant: str, runs_key: str = "runs") -> list[float]:
+    """Per seed: the mean test Y-PSNR over every test image."""
+    recs = results[runs_key][variant]
+    return [float(np.mean([v for s in r["test"].values() for v in s])) for r in recs]
+
+
+def _val_margin(results: Mapping, recs: list[dict]) -> list[float]:
+    return [r["val_final"] - results["bicubic"]["val"] for r in recs if r["val_final"] is not None]
+
+
+def growth_factor(stds: list[float]) -> float:
+    """How much the trunk's activation std grows per block, on average (geometric)."""
+    return float((stds[-1] / stds[0]) ** (1 / max(1, len(stds) - 1)))
+
+
+def findings(results: Mapping) -> dict[str, str]:
+    """Both questions' results as sentences, every number computed from ``results``."""
+    from .experiments import Spread, compare
+
+    lines: dict[str, str] = {}
+    names = results["variants"]
+    cost = results["cost"]
+    a, b = names
+    lines["cost"] = (
+        f"'{b}' has {cost[b]['num_block']} blocks: {cost[b]['params']:,} parameters and "
+        f"{cost[b]['gflops_32px']:.3f} GFLOPs per 32 px input, against {cost[a]['params']:,} "
+        f"and {cost[a]['gflops_32px']:.3f} for '{a}' ({cost[a]['num_block']} RRDBs)."
+    )
+    margins = {n: _val_margin(results, results["runs"][n]) for n in names}
+    beats = all(m and min(m) > 0 for m in margins.values())
+    lines["bicubic"] = (
+        (
+            "Both trunks beat bicubic on the validation images with every seed "
+            if beats
+            else "Not every run beats bicubic on the validation images "
+        )
+        + "(margin in dB: "
+        + "; ".join(f"{n}: {Spread.of(m)}" for n, m in margins.items())
+        + ")."
+    )
+    caveat = "" if beats else " [not every run beats bicubic: no finding is drawn]"
+    lines["block"] = (
+        compare(test_means(results, a), test_means(results, b), f"Test Y-PSNR of '{a}' minus '{b}'")
+        + caveat
+    )
+    deep = results["deep"]
+    for name, recs in deep["runs"].items():
+        div = [r["seed"] for r in recs if r["diverged_at"] is not None]
+        finals = [r["val_final"] for r in recs if r["diverged_at"] is None and r["val_final"]]
+        text = f"'{name}': "
+        text += f"diverged with seed(s) {div}; " if div else "trained with every seed; "
+        text += f"final validation Y-PSNR {Spread.of(finals)} dB" if finals else "no finished run"
+        lines[f"deep {name}"] = text + "."
+    plain, esrgan = deep["variants"][0], deep["variants"][-1]
+
+    def finals(name: str) -> list[float]:
+        return [
+            r["val_final"] if r["diverged_at"] is None else float("nan") for r in deep["runs"][name]
+        ]
+
+    if all(np.isfinite(finals(plain))) and all(np.isfinite(finals(esrgan))):
+        lines["deep compare"] = compare(
+            finals(esrgan), finals(plain), f"On the deep trunk, '{esrgan}' minus '{plain}'"
+        )
+    growth = {n: growth_factor(s) for n, s in deep["growth"].items()}
+    paper = {n: growth_factor(s) for n, s in deep["growth_paper_depth"].items()}
+    lines["growth"] = (
+        "At initialisation the trunk's activation std grows per block by "
+        + ", ".join(f"x{g:.2f} ('{n}')" for n, g in growth.items())
+        + f" at {deep['params']['num_block']} blocks, and at the paper's 23 blocks by "
+        + ", ".join(f"x{g:.2f}" for g in paper.values())
+        + "."
+    )
+    return lines

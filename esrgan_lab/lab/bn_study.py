@@ -545,3 +545,95 @@ def _costs(params) -> list[dict]:
         measure_cost("BN in HR, folded (eval only)", folded, shape, int(params["cost_repeats"]))
     )
     return [c.__dict__ for c in costs]
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def test_means(results: Mapping, variant: str) -> list[float]:
+    """Per seed: the mean test PSNR over every test image (all test sets pooled)."""
+    return [
+        float(np.mean([v for s in r["test"].values() for v in s])) for r in results["runs"][variant]
+    ]
+
+
+def shift_drops(results: Mapping, variant: str, key: str = "shift_gain") -> dict[str, list[float]]:
+    """Per shifted set and seed: the change of the gain over bicubic from the original."""
+    out: dict[str, list[float]] = {}
+    for r in results["runs"][variant]:
+        gains = r.get(key)
+        if not gains:
+            continue
+        for name, g in gains.items():
+            if name != "original":
+                out.setdefault(name, []).append(g - gains["original"])
+    return out
+
+
+def findings(results: Mapping) -> dict[str, str]:
+    """The study's results as sentences, every number computed from ``results``."""
+    from .experiments import Spread, compare
+
+    names = results["variants"]
+    bic_val = results["bicubic"]["val"]
+    lines: dict[str, str] = {}
+    margins = {n: [r["val_final"] - bic_val for r in results["runs"][n]] for n in names}
+    beats = all(min(m) > 0 for m in margins.values())
+    lines["bicubic"] = (
+        (
+            "Every variant beats bicubic on the validation images with every seed "
+            if beats
+            else "Not every run beats bicubic on the validation images "
+        )
+        + "(margin in dB: "
+        + "; ".join(f"{n}: {Spread.of(m)}" for n, m in margins.items())
+        + ")."
+    )
+    caveat = "" if beats else " [not every variant beats bicubic: no finding is drawn]"
+    plain = test_means(results, names[0])
+    for other in names[1:]:
+        lines[f"test {other}"] = (
+            compare(
+                test_means(results, other),
+                plain,
+                f"Test PSNR of '{other}' minus '{names[0]}'",
+            )
+            + caveat
+        )
+    for other in names[1:]:
+        drops, base = shift_drops(results, other), shift_drops(results, names[0])
+        for shift in drops:
+            lines[f"shift {other} {shift}"] = (
+                compare(
+                    drops[shift],
+                    base[shift],
+                    f"'{shift}': change of the gain over bicubic, '{other}' minus '{names[0]}'",
+                )
+                + caveat
+            )
+    for other in names[1:]:
+        run0 = results["runs"][other]
+        orig_run = [r["shift_gain"]["original"] for r in run0]
+        orig_batch = [r["shift_gain_batch_stats"]["original"] for r in run0]
+        lines[f"batch {other}"] = compare(
+            orig_batch,
+            orig_run,
+            f"'{other}' with batch instead of running statistics (original set)",
+        )
+    if results.get("cost"):
+        cost = {c["name"]: c for c in results["cost"]}
+        base = cost[names[0]]
+        parts = []
+        for n in names[1:]:
+            c = cost[n]
+            parts.append(
+                f"'{n}': training step x{c['train_seconds'] / base['train_seconds']:.2f} the time, "
+                f"x{c['train_saved_bytes'] / base['train_saved_bytes']:.2f} the saved activations, "
+                f"inference x{c['eval_seconds'] / base['eval_seconds']:.2f}"
+            )
+        folded = next((c for k, c in cost.items() if "folded" in k), None)
+        if folded:
+            ratio = folded["eval_seconds"] / base["eval_seconds"]
+            parts.append(f"with BN folded into the convs, inference x{ratio:.2f}")
+        lines["cost"] = "Against the BN-free model: " + "; ".join(parts) + "."
+    return lines

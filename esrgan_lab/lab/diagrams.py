@@ -39,10 +39,10 @@ def draw_architecture(model: RRDBNet | None = None) -> plt.Figure:
     """
     model = model if model is not None else RRDBNet(num_block=23)
     nf, gc, nb = model.num_feat, model.num_grow_ch, model.num_block
-    fig, axes = plt.subplots(3, 1, figsize=(10, 6.6))
+    fig, axes = plt.subplots(3, 1, figsize=(10, 7.4))
     for ax in axes:
         ax.set_xlim(0, 10)
-        ax.set_ylim(0, 2)
+        ax.set_ylim(-0.6, 2)  # room below the residual arcs for their labels
         ax.axis("off")
 
     # Row 1: the generator
@@ -71,7 +71,7 @@ def draw_architecture(model: RRDBNet | None = None) -> plt.Figure:
         (0.05 + 4 * (w + gap) + w / 2, 0.7),
         connectionstyle="arc3,rad=0.35",
     )
-    ax.text(3.0, 0.12, "global residual (no scaling)", fontsize=7, ha="center")
+    ax.text(3.0, -0.4, "global residual (no scaling)", fontsize=7, ha="center")
 
     # Row 2: RRDB = three RDBs in a residual, scaled by beta
     ax = axes[1]
@@ -84,7 +84,7 @@ def draw_architecture(model: RRDBNet | None = None) -> plt.Figure:
             _arrow(ax, (0.3 + i * 1.4 - 0.4, 1.0), (0.3 + i * 1.4, 1.0))
     _arrow(ax, (0.8, 0.7), (0.3 + 5 * 1.4 + 0.5, 0.7), connectionstyle="arc3,rad=0.15")
     ax.text(
-        4.5, 0.1, f"beta = {RES_SCALE}: residual scaling (paper Sec. 3.1)", fontsize=7, ha="center"
+        4.5, -0.4, f"beta = {RES_SCALE}: residual scaling (paper Sec. 3.1)", fontsize=7, ha="center"
     )
 
     # Row 3: residual dense block
@@ -108,7 +108,7 @@ def draw_architecture(model: RRDBNet | None = None) -> plt.Figure:
             )
     ax.text(
         5.0,
-        0.05,
+        -0.5,
         "LeakyReLU(0.2) after conv1-4; no BatchNorm; conv init MSRA x 0.1",
         fontsize=7,
         ha="center",

@@ -54,6 +54,11 @@ class Artifact:
     provenance: dict[str, Any]
     images: dict[str, Path] = field(default_factory=dict)
 
+    def gallery(self) -> dict[str, np.ndarray]:
+        """The stored gallery crops in their order, keyed by what each shows."""
+        names = self.results["gallery"]["names"]
+        return {label: self.image(f"gallery_{key}") for key, label in names.items()}
+
     def image(self, name: str) -> np.ndarray:
         """A stored sample image (uint8 BGR)."""
         from ..data.images import read_image
@@ -146,7 +151,7 @@ class Spread:
     def __str__(self) -> str:
         if self.n == 1:
             return f"{self.mean:.2f} (1 seed)"
-        spread = f"range {self.low:.2f}-{self.high:.2f}, {self.n} seeds"
+        spread = f"range {self.low:.2f} to {self.high:.2f}, {self.n} seeds"
         return f"{self.mean:.2f} ± {self.std:.2f} ({spread})"
 
 

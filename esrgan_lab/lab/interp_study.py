@@ -115,3 +115,70 @@ def _published_esrgan(test) -> dict | None:
     score_outputs([("Set14", "baboon", sr, gt)], report, crop_border=4, niqe=True)
     s = report.scores[0]
     return {"image": "Set14/baboon", "psnr": s.psnr, "niqe": s.niqe}
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def curve(results: Mapping, method: str, reduce=np.mean) -> tuple[np.ndarray, np.ndarray]:
+    """``(psnr, niqe)`` of ``method`` ("network" or "pixel") at every alpha: ``reduce``
+    (mean or median) over every test image."""
+    psnr, niqe = [], []
+    for per_set in results[method]:
+        psnr.append(reduce([v for s in per_set.values() for v in s["psnr"]]))
+        niqe.append(reduce([v for s in per_set.values() for v in s["niqe"] if v is not None]))
+    return np.asarray(psnr), np.asarray(niqe)
+
+
+def reference(results: Mapping, key: str = "bicubic", reduce=np.mean) -> tuple[float, float]:
+    per_set = results[key]
+    return (
+        float(reduce([v for s in per_set.values() for v in s["psnr"]])),
+        float(reduce([v for s in per_set.values() for v in s["niqe"] if v is not None])),
+    )
+
+
+def findings(results: Mapping) -> dict[str, str]:
+    """The sweep's results as sentences, every number computed from ``results``."""
+    alphas = results["alphas"]
+    net_p, net_n = curve(results, "network")
+    pix_p, pix_n = curve(results, "pixel")
+    bic_p, bic_n = reference(results)
+    w = results["weights"]
+    lines = {
+        "ends": (
+            f"Alpha 0 is `{w['psnr']}`: Y-PSNR {net_p[0]:.2f} dB, NIQE {net_n[0]:.3f}; alpha 1 is "
+            f"`{w['gan']}`: {net_p[-1]:.2f} dB, NIQE {net_n[-1]:.3f}; bicubic {bic_p:.2f} dB, "
+            f"NIQE {bic_n:.3f} (means over {sum(len(v) for v in results['images'].values())} "
+            "test images)."
+        )
+    }
+    # At the PSNR each network-interpolated model reaches, the pixel blend's NIQE (linear
+    # interpolation along the pixel curve, which is monotone in alpha).
+    gaps = []
+    order = np.argsort(pix_p)
+    for a, p, n in zip(alphas, net_p, net_n):
+        if 0 < a < 1 and pix_p.min() <= p <= pix_p.max():
+            gaps.append((a, n - float(np.interp(p, pix_p[order], pix_n[order]))))
+    if gaps:
+        better = sum(g < 0 for _, g in gaps)
+        lines["versus pixel"] = (
+            f"At the same Y-PSNR, network interpolation has the lower NIQE at {better} of "
+            f"{len(gaps)} intermediate alphas (NIQE difference network minus pixel: "
+            + ", ".join(f"{g:+.3f} at alpha {a:.1f}" for a, g in gaps)
+            + ")."
+        )
+    within = [a for a, p in zip(alphas, net_p) if p >= bic_p - 1.0]
+    if within:
+        k = alphas.index(max(within))
+        lines["budget"] = (
+            f"The largest alpha within 1 dB of bicubic's Y-PSNR is {alphas[k]:.1f}: "
+            f"{net_p[k]:.2f} dB, NIQE {net_n[k]:.3f}."
+        )
+    pub = results.get("published")
+    if pub:
+        lines["published"] = (
+            f"The official ESRGAN's output for {pub['image']}: Y-PSNR {pub['psnr']:.2f} dB, "
+            f"NIQE {pub['niqe']:.3f}."
+        )
+    return lines

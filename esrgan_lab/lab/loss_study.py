@@ -463,3 +463,69 @@ def run_experiment(
                 print(f"{v.name:<34} seed {seed}: {res.run.seconds:7.1f} s  NIQE {niqe:.3f}")
     results["gallery"], images = gallery(params, test, models)
     return results, images
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def seed_scores(results: dict, variant: str, metric: str, reduce=np.mean) -> list[float]:
+    """Per seed: ``reduce`` (mean or median) of ``metric`` over every test image."""
+    out = []
+    for rec in results["runs"][variant]:
+        vals = [v for s in rec["test"].values() for v in s[metric] if v is not None]
+        out.append(float(reduce(vals)))
+    return out
+
+
+def reference_score(results: dict, key: str, metric: str, reduce=np.mean) -> float:
+    """Bicubic's or the starting PSNR model's ``metric`` over every test image."""
+    vals = [
+        v for n, s in results[key].items() if n != "weights" for v in s[metric] if v is not None
+    ]
+    return float(reduce(vals))
+
+
+def findings(results: dict) -> dict[str, str]:
+    """The stage-2 study as sentences, every number computed from ``results``."""
+    from .experiments import Spread, compare
+
+    names = results["variants"]
+    start_psnr = reference_score(results, "start", "psnr")
+    start_niqe = reference_score(results, "start", "niqe")
+    lines = {
+        "start": (
+            f"All variants start from `{results['start']['weights']}`: test Y-PSNR "
+            f"{start_psnr:.2f} dB and NIQE {start_niqe:.3f} (bicubic "
+            f"{reference_score(results, 'bicubic', 'psnr'):.2f} dB, NIQE "
+            f"{reference_score(results, 'bicubic', 'niqe'):.3f})."
+        )
+    }
+    for name in names:
+        psnr, niqe = seed_scores(results, name, "psnr"), seed_scores(results, name, "niqe")
+        med = seed_scores(results, name, "niqe", np.median)
+        lines[f"scores {name}"] = (
+            f"'{name}': Y-PSNR {Spread.of(psnr)} dB, NIQE mean {Spread.of(niqe)}, "
+            f"median {Spread.of(med)}."
+        )
+    pairs = [
+        ("L1 + perceptual", "L1 only", "adding the perceptual term"),
+        ("L1 + perceptual", "L1 + perceptual (after ReLU)", "features before vs after ReLU"),
+        ("L1 + perceptual + RaGAN (ESRGAN)", "L1 + perceptual", "adding RaGAN"),
+        (
+            "L1 + perceptual + RaGAN (ESRGAN)",
+            "L1 + perceptual + standard GAN",
+            "RaGAN vs the standard GAN",
+        ),
+    ]
+    for a, b, what in pairs:
+        if a in names and b in names:
+            lines[f"psnr {what}"] = compare(
+                seed_scores(results, a, "psnr"), seed_scores(results, b, "psnr"), f"{what}, Y-PSNR"
+            )
+            lines[f"niqe {what}"] = compare(
+                seed_scores(results, a, "niqe"),
+                seed_scores(results, b, "niqe"),
+                f"{what}, NIQE (lower is better)",
+                unit="",
+            )
+    return lines

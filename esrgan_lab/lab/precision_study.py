@@ -152,8 +152,9 @@ def build_variants(
     """Every precision variant of ``model``: torch fp32/bf16(/fp16 on CUDA), ORT fp32/fp16/int8.
 
     ONNX files go to ``workdir`` (``model_fp32.onnx``, ``model_fp16.onnx``,
-    ``model_int8_<method>.onnx``). Torch fp16 is skipped (not an error) unless
-    ``device`` is CUDA; int8 variants need ``reader``.
+    ``model_int8_<method>.onnx``). Torch fp16 is skipped (not an error) unless ``device``
+    is CUDA, torch bf16 unless the device computes bf16 natively
+    (:func:`esrgan_lab.training.runtime.native_bf16`); int8 variants need ``reader``.
     """
     from ..inference.onnx import convert_fp16, export_onnx
 
@@ -165,8 +166,16 @@ def build_variants(
     if "fp32" in include:
         size = _param_bytes(model, 4)
         out.append(PrecisionVariant("fp32 (torch)", "fp32", "torch", model, None, size))
+    from ..training.runtime import native_bf16
+
+    dev = torch.device(device)
+    if "bf16" in include and not native_bf16(dev):
+        say(
+            f"bf16 skipped: {dev.type} has no native bf16 here (it would be emulated, ~100x slower)"
+        )
     for kind in ("bf16", "fp16"):
-        if kind in include and (kind == "bf16" or torch.device(device).type == "cuda"):
+        wanted = kind in include and (dev.type == "cuda" if kind == "fp16" else native_bf16(dev))
+        if wanted:
             start = time.perf_counter()
             runner = autocast_model(model, kind, device)
             seconds = time.perf_counter() - start

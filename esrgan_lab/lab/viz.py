@@ -174,3 +174,106 @@ def tile_overlay(
     ax.set_xticks([])
     ax.set_yticks([])
     return ax
+
+
+# --- studies: one colour per variant, seeds as a band --------------------------------
+
+#: Colours of the variants of a study, in order; every panel of a study uses the same.
+PALETTE: tuple[str, ...] = (
+    "#1b6ca8",  # blue: the paper's choice comes first in every study
+    "#d1495b",
+    "#edae49",
+    "#66a182",
+    "#8d6a9f",
+    "#00798c",
+)
+#: Reference lines (bicubic and other baselines).
+REFERENCE_COLOR = "#555555"
+
+
+def seed_curves(
+    ax: plt.Axes,
+    runs: dict[str, list[dict]],
+    key: str,
+    *,
+    colors: dict[str, str] | None = None,
+    smooth: int = 1,
+) -> None:
+    """Per variant, the mean over seeds of curve ``key`` and a band from its min to max.
+
+    Args:
+        ax: Where to draw.
+        runs: ``{variant: [run record per seed]}``, each with ``curves[key] = [[it, v], ...]``
+            (see :func:`esrgan_lab.lab.runs.run_record`).
+        key: Curve name, e.g. ``"val_psnr"`` or ``"l_pix"``.
+        colors: ``{variant: colour}``; default :data:`PALETTE` in order.
+        smooth: Trailing moving-average window applied to each seed's curve first.
+    """
+    colors = colors or {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(runs)}
+    for variant, recs in runs.items():
+        curves = [np.asarray(r["curves"].get(key, []), dtype=np.float64) for r in recs]
+        curves = [c for c in curves if len(c)]
+        if not curves:
+            continue
+        n = min(len(c) for c in curves)
+        iters = curves[0][:n, 0]
+        vals = np.stack([_moving_average(c[:n, 1], smooth) for c in curves])
+        label = variant if len(curves) == 1 else f"{variant} ({len(curves)} seeds)"
+        ax.plot(iters, np.nanmean(vals, 0), color=colors[variant], lw=1.6, label=label)
+        if len(curves) > 1:
+            lo, hi = np.nanmin(vals, 0), np.nanmax(vals, 0)
+            ax.fill_between(iters, lo, hi, color=colors[variant], alpha=0.2, lw=0)
+
+
+def _moving_average(values: np.ndarray, window: int) -> np.ndarray:
+    if window <= 1:
+        return values
+    out = np.empty_like(values)
+    for i in range(len(values)):
+        seg = values[max(0, i - window + 1) : i + 1]
+        seg = seg[np.isfinite(seg)]
+        out[i] = seg.mean() if len(seg) else np.nan
+    return out
+
+
+def seed_points(
+    ax: plt.Axes,
+    values: dict[str, list[float]],
+    *,
+    colors: dict[str, str] | None = None,
+    reference: float | None = None,
+    reference_label: str = "bicubic",
+) -> None:
+    """One column per variant: every seed's value as a dot and their mean as a bar tick.
+
+    Showing each seed (rather than a mean alone) lets the reader judge the spread.
+    """
+    colors = colors or {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(values)}
+    for x, (variant, vals) in enumerate(values.items()):
+        ax.scatter([x] * len(vals), vals, color=colors[variant], s=28, zorder=3)
+        ax.hlines(np.mean(vals), x - 0.25, x + 0.25, color=colors[variant], lw=2.5)
+    if reference is not None:
+        ax.axhline(reference, color=REFERENCE_COLOR, ls="--", lw=1, label=reference_label)
+        ax.legend(fontsize=8, loc="best")
+    ax.set_xticks(range(len(values)))
+    ax.set_xticklabels([wrap(v) for v in values], fontsize=8)
+
+
+def wrap(text: str, width: int = 16) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
+
+
+def crop_row(crops: dict[str, np.ndarray], *, title: str = "", panel: float = 2.2) -> plt.Figure:
+    """Crops side by side at the same zoom, each titled (e.g. a study's gallery)."""
+    fig, axes = plt.subplots(1, len(crops), figsize=(panel * len(crops), panel + 0.5))
+    for ax, (name, crop) in zip(np.atleast_1d(axes), crops.items()):
+        ax.imshow(to_rgb8(crop), interpolation="nearest")
+        ax.set_title(wrap(name, 22), fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

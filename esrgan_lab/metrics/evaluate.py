@@ -71,12 +71,23 @@ from ..fileio import atomic_write_text
 from .psnr_ssim import MetricUnavailable, calculate_psnr, calculate_ssim
 
 Protocol = Literal["standard", "seed"]
+
+#: Published values this implementation reproduces (the tests assert them): x4, Y
+#: channel, crop 4. Bicubic as in the SR tables (e.g. EDSR, RCAN); the ESRGAN paper's
+#: Fig. 7 for its own baboon output; MATLAB R2021a's NIQE of Set14 baboon (as quoted by
+#: BasicSR's ``niqe.py``).
+PUBLISHED: dict[str, dict[str, float]] = {
+    "Set5 bicubic": {"psnr": 28.42, "ssim": 0.8104},
+    "Set14 bicubic": {"psnr": 26.00, "ssim": 0.7027},
+    "Set14 baboon, official ESRGAN output": {"psnr": 20.35},
+    "Set14 baboon ground truth": {"niqe": 5.72957338},
+}
 #: Model names handled without a network.
 BASELINES = ("bicubic", "nearest", "lanczos")
 #: A model as the scoring loop takes it (see :func:`run_model`).
 ModelLike = str | torch.nn.Module | Callable[[np.ndarray], np.ndarray]
 
-_COMPARISON = {
+COMPARISON = {
     "standard": (
         "GT modcropped to scale; LQ = MATLAB bicubic 1/scale, uint8; SR uint8; "
         "PSNR/SSIM on Y (MATLAB BT.601) with crop_border = scale; NIQE on SR, same crop"
@@ -416,10 +427,10 @@ def score_pairs(
         progress: A tqdm bar on stderr.
         label: Model name in the report.
     """
-    if protocol not in _COMPARISON or protocol == "folders":
+    if protocol not in COMPARISON or protocol == "folders":
         raise ConfigError(f"unknown protocol {protocol!r} (standard or seed)")
     name = label or (model if isinstance(model, str) else type(model).__name__)
-    report = EvaluationReport(str(name), protocol, scale, _COMPARISON[protocol])
+    report = EvaluationReport(str(name), protocol, scale, COMPARISON[protocol])
     total = len(pairs) if hasattr(pairs, "__len__") else None
     outputs = (
         (p.dataset, p.name, run_model(model, p.lq, scale), p.gt)
@@ -539,7 +550,7 @@ def evaluate_folders(
                 )
             yield gt_path.parent.name, gt_path.stem, sr_img, gt_img
 
-    report = EvaluationReport(str(sr), "folders", scale, _COMPARISON["folders"])
+    report = EvaluationReport(str(sr), "folders", scale, COMPARISON["folders"])
     return score_outputs(outputs(), report, crop_border=scale, niqe=niqe)
 
 
