@@ -30,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument(
         "--model",
         metavar="NAME|PATH",
-        help="weights name or file, or a baseline: bicubic, nearest, lanczos",
+        help="weights name or checkpoint, .onnx file or OpenVINO IR folder (esrgan-lab "
+        "quantize), or a baseline: bicubic, nearest, lanczos",
     )
     p.add_argument(
         "--dataset",

@@ -1,4 +1,10 @@
-"""``esrgan-lab quantize``: int8 static (QDQ) quantization of an fp32 ONNX model."""
+"""``esrgan-lab quantize``: int8 post-training quantization of an exported fp32 ONNX model.
+
+Two engines: ``openvino`` (default where installed: NNCF quantization, an OpenVINO IR
+folder out) and ``onnxruntime`` (ONNX Runtime's static QDQ quantization, an ``.onnx``
+file out). Either output is accepted by ``esrgan-lab upscale --weights`` and
+``esrgan-lab evaluate --model``.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +14,13 @@ from pathlib import Path
 _EPILOG = """\
 examples:
   esrgan-lab export --weights lab-psnr-x4 -o model.onnx
-  esrgan-lab quantize model.onnx -o model_int8.onnx                   # percentile, 8 images
-  esrgan-lab quantize model.onnx -o mm.onnx --method minmax --images 16 --protocol standard
+  esrgan-lab quantize model.onnx -o model_int8                # OpenVINO IR folder
+  esrgan-lab upscale photo.png -o out/ --weights model_int8
+  esrgan-lab quantize model.onnx -o qdq.onnx --engine onnxruntime --method minmax
 
 Calibration images are drawn from training sets (BSD68, SunHays80 under ESRGAN_LAB_DATA;
 else scikit-image samples), checked to share no picture with the evaluation sets (Set5,
-Set14), and preprocessed as --protocol feeds the network (seed: whole image to 128x128).
+Set14), and preprocessed as --protocol feeds the network.
 """
 
 
@@ -22,20 +29,42 @@ Set14), and preprocessed as --protocol feeds the network (seed: whole image to 1
 CALIBRATION_DATASETS = ("BSD68", "SunHays80")
 CALIBRATION_METHODS = ("percentile", "minmax", "entropy")
 DEFAULT_PERCENTILE = 99.999
+#: LQ calibration crop side: 64 px keeps ``quantize`` of the full model under a minute on two
+#: cores with the same accuracy as 128 px crops (benchmarks/bench_int8.py measures both).
+DEFAULT_PATCH = 64
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "quantize",
-        help="int8 post-training quantization of an ONNX model (ONNX Runtime, QDQ)",
-        description="Quantize an fp32 ONNX graph to int8 (per-channel int8 weights, "
-        "calibrated uint8/int8 activations) with ONNX Runtime static quantization.",
+        help="int8 post-training quantization of an ONNX model (OpenVINO/NNCF or ONNX Runtime)",
+        description="Quantize an fp32 ONNX graph to int8, calibrated on training images: "
+        "with NNCF into an OpenVINO IR folder (default; the fast path on x86 CPUs), or with "
+        "ONNX Runtime into a QDQ .onnx file.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", type=Path, help="fp32 .onnx file (from esrgan-lab export)")
-    p.add_argument("-o", "--output", required=True, type=Path, help="output .onnx file")
-    p.add_argument("--method", choices=CALIBRATION_METHODS, default="percentile")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        type=Path,
+        help="output: an IR folder (openvino) or an .onnx file (onnxruntime)",
+    )
+    p.add_argument(
+        "--engine",
+        choices=("openvino", "onnxruntime"),
+        default="openvino",
+        help="openvino (default): NNCF min-max calibration, an IR folder; onnxruntime: "
+        "a QDQ graph calibrated with --method",
+    )
+    p.add_argument(
+        "--method",
+        choices=CALIBRATION_METHODS,
+        default="percentile",
+        help="onnxruntime calibration method (openvino uses NNCF's min-max statistics)",
+    )
     p.add_argument(
         "--percentile", type=float, default=DEFAULT_PERCENTILE, help="for --method percentile"
     )
@@ -47,10 +76,23 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="training set under ESRGAN_LAB_DATA; repeatable "
         f"(default {', '.join(CALIBRATION_DATASETS)})",
     )
-    p.add_argument("--protocol", choices=("seed", "standard"), default="seed")
+    p.add_argument(
+        "--protocol",
+        choices=("seed", "standard"),
+        default="standard",
+        help="how calibration images become inputs: standard (default: MATLAB-bicubic LQ, "
+        "centre crop of --patch px) or seed (whole image to 128x128)",
+    )
+    p.add_argument(
+        "--patch",
+        type=int,
+        default=DEFAULT_PATCH,
+        metavar="PX",
+        help=f"LQ crop side for --protocol standard (default {DEFAULT_PATCH})",
+    )
     p.add_argument("--activation-type", choices=("uint8", "int8"), default="uint8")
     p.add_argument("--seed", type=int, default=0, help="which calibration images are drawn")
-    p.add_argument("--force", action="store_true", help="replace an existing output file")
+    p.add_argument("--force", action="store_true", help="replace an existing output")
     p.set_defaults(func=run)
     return p
 
@@ -69,27 +111,41 @@ def run(args: argparse.Namespace) -> int:
     )
     from ..inference.onnx import OnnxModel, check_output_path
 
-    check_output_path(args.output, [args.model])
     if not args.model.is_file():
         raise ConfigError(f"{args.model}: no such ONNX file")
-    check_output(args.output, force=args.force)
+    if args.engine == "onnxruntime":
+        check_output_path(args.output, [args.model])
+        check_output(args.output, force=args.force)
+    else:
+        from ..inference.openvino import check_ir_output
+
+        check_ir_output(args.output, [args.model], force=args.force)
     scale = OnnxModel(args.model).scale
     images = calibration_images(args.images, args.calib_dataset or CALIBRATION_DATASETS, args.seed)
     assert_disjoint(images, evaluation_images())
-    reader = make_reader(images, args.protocol, scale)
-    start = time.perf_counter()
-    out = quantize_int8(
-        args.model,
-        args.output,
-        reader,
-        args.method,
-        activation_type=args.activation_type,
-        percentile=args.percentile,
-    )
+    reader = make_reader(images, args.protocol, scale, args.patch)
     names = ", ".join(f"{i.dataset}/{i.name}" for i in images)
     print(f"calibrated on {len(images)} images ({args.protocol} protocol): {names}")
-    print(
-        f"{out} (int8 {args.method}, {out.stat().st_size / 1e6:.2f} MB, "
-        f"{time.perf_counter() - start:.1f} s)"
-    )
+    start = time.perf_counter()
+    if args.engine == "openvino":
+        from ..inference.openvino import quantize_int8 as ov_quantize
+
+        calibration = {"protocol": args.protocol, "patch": args.patch, "images": names}
+        out = ov_quantize(
+            args.model, args.output, reader.inputs, metadata={"calibration": calibration}
+        )
+        size = sum(f.stat().st_size for f in out.iterdir())
+        label = "int8 NNCF, OpenVINO IR"
+    else:
+        out = quantize_int8(
+            args.model,
+            args.output,
+            reader,
+            args.method,
+            activation_type=args.activation_type,
+            percentile=args.percentile,
+        )
+        size = out.stat().st_size
+        label = f"int8 {args.method}, ONNX QDQ"
+    print(f"{out} ({label}, {size / 1e6:.2f} MB, {time.perf_counter() - start:.1f} s)")
     return 0

@@ -17,9 +17,6 @@ from pathlib import Path
 
 from ..errors import ConfigError, EsrganLabError
 
-#: Default ``--max-pixels``: the largest untiled input (512 x 512 px; an x4 RRDBNet
-#: needs about 4 GB of activations for it, see :func:`esrgan_lab.model.memory.estimate_memory`).
-DEFAULT_MAX_PIXELS = 512 * 512
 _EXTS = ("auto", "png", "jpg", "webp", "tif", "bmp")
 
 
@@ -67,16 +64,17 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--weights",
         default=None,
         metavar="NAME|PATH",
-        help="registry name or checkpoint file (default: the best GAN weights "
-        "on disk: esrgan-x4, then lab-gan-x4)",
+        help="registry name, checkpoint file, .onnx file or OpenVINO IR folder (e.g. from "
+        "`esrgan-lab quantize`); default: the best GAN weights on disk (esrgan-x4, then "
+        "lab-gan-x4)",
     )
     p.add_argument(
         "--tile",
         type=_tile_arg,
-        default=None,
+        default="auto",
         metavar="N|auto",
-        help="tile side in input pixels, 'auto' (fit the memory budget) or 0 "
-        "for none (default none)",
+        help="tile side in input pixels, 0 for none, or 'auto' (default): whole images that "
+        "fit the memory budget run untiled, larger ones are tiled to fit it",
     )
     p.add_argument(
         "--tile-pad",
@@ -88,10 +86,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument(
         "--max-pixels",
         type=int,
-        default=DEFAULT_MAX_PIXELS,
+        default=None,
         metavar="N",
-        help="refuse untiled inputs with more pixels than this "
-        f"(default {DEFAULT_MAX_PIXELS}); use --tile for larger images",
+        help="with --tile 0, refuse inputs with more pixels than this (default: no limit)",
     )
     p.add_argument(
         "--scale-out",
@@ -217,7 +214,8 @@ def run(args: argparse.Namespace) -> int:
     if outdir.exists() and not outdir.is_dir():
         raise ConfigError(f"{outdir}: output exists and is not a folder")
 
-    from ..weights.loading import best_available_weights, load_model
+    from ..inference.engines import is_compiled, load
+    from ..weights.loading import best_available_weights
 
     weights = args.weights or best_available_weights("gan")
     if weights is None:
@@ -225,12 +223,12 @@ def run(args: argparse.Namespace) -> int:
             "no weights on disk: pass --weights NAME|PATH (see `esrgan-lab weights list`)"
         )
 
-    model = load_model(weights)
+    model = load(weights)
     dev = pick_device(args.device)
     # Resolved once, so a bad combination (e.g. onnxruntime + bf16) is one error, not
     # one per file.
     backend = resolve_backend(args.backend, dev, resolve_dtype(args.dtype, dev))
-    if backend == "torch":
+    if backend == "torch" and not is_compiled(model):
         # Prepare (copy to device / dtype / channels_last) once for all images.
         model = prepare_model(model, dev, args.dtype)
     device = dev
@@ -252,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             image = read_image(src)
             h, w = image.shape[:2]
-            if args.tile is None and h * w > args.max_pixels:
+            if args.tile is None and args.max_pixels and h * w > args.max_pixels:
                 raise ConfigError(
                     f"{src}: {w}x{h} = {h * w} pixels is more than --max-pixels "
                     f"{args.max_pixels} for untiled inference; use --tile auto (or --tile N)"

@@ -184,7 +184,12 @@ def assert_disjoint(
             )
 
 
-def preprocess(img: CalibrationImage, protocol: Protocol = "seed", scale: int = 4) -> np.ndarray:
+def preprocess(
+    img: CalibrationImage,
+    protocol: Protocol = "seed",
+    scale: int = 4,
+    patch: int = STANDARD_PATCH,
+) -> np.ndarray:
     """The ``(1, 3, h, w)`` float32 RGB [0, 1] network input ``protocol`` makes of ``img``.
 
     ``seed``: the seed's :func:`esrgan_lab.data.seed.get_image_data` (whole image to 128x128,
@@ -192,8 +197,10 @@ def preprocess(img: CalibrationImage, protocol: Protocol = "seed", scale: int = 
     (gray images become three equal channels, as the evaluation feeds them).
     ``standard``: the MATLAB-bicubic LQ of the modcropped image
     (:func:`esrgan_lab.metrics.evaluate.standard_pair`), centre-cropped to at most
-    :data:`STANDARD_PATCH` pixels a side.
+    ``patch`` pixels a side.
     """
+    if patch < 8:
+        raise ConfigError(f"calibration patch must be >= 8 pixels, got {patch}")
 
     if protocol == "seed":
         if img.path is not None and img.image.ndim == 3:
@@ -203,7 +210,7 @@ def preprocess(img: CalibrationImage, protocol: Protocol = "seed", scale: int = 
     elif protocol == "standard":
         _, lq = standard_pair(img.image, scale)
         h, w = lq.shape[:2]
-        ph, pw = min(h, STANDARD_PATCH), min(w, STANDARD_PATCH)
+        ph, pw = min(h, patch), min(w, patch)
         top, left = (h - ph) // 2, (w - pw) // 2
         lq = lq[top : top + ph, left : left + pw]
     else:
@@ -257,10 +264,14 @@ class ImageCalibrationReader:
 
 
 def make_reader(
-    images: Sequence[CalibrationImage], protocol: Protocol = "seed", scale: int = 4
+    images: Sequence[CalibrationImage],
+    protocol: Protocol = "seed",
+    scale: int = 4,
+    patch: int = STANDARD_PATCH,
 ) -> ImageCalibrationReader:
-    """A calibration reader over ``images`` preprocessed with ``protocol``."""
-    return ImageCalibrationReader([preprocess(i, protocol, scale) for i in images])
+    """A calibration reader over ``images`` preprocessed with ``protocol`` (``patch``: the
+    standard protocol's LQ crop side)."""
+    return ImageCalibrationReader([preprocess(i, protocol, scale, patch) for i in images])
 
 
 # --------------------------------------------------------------------------- int8

@@ -56,6 +56,7 @@ from ..data.images import array_to_tensor, tensor_to_array
 from ..errors import ConfigError
 from ..model.memory import activation_bytes_per_pixel
 from ..model.rrdbnet import model_scale, size_multiple
+from .engines import is_compiled
 
 AlphaMode = Literal["model", "bicubic"]
 TileSpec = int | Literal["auto"] | None
@@ -67,6 +68,11 @@ MIN_SIZE = 8
 MIN_TILE = 16
 #: Fraction of free memory :func:`auto_tile` lets one tile's activations use.
 MEMORY_FRACTION = 0.5
+#: Most bytes one tile's activations may use on the CPU, whatever is free. Larger tiles are
+#: not faster there (the convolutions are compute-bound at any tile over ~100 px; only the
+#: padded border is recomputed), and the cap keeps a 2000x2000 x4 upscale by the full model
+#: within 1.5 GB of RSS (benchmarks/bench_int8.py measures it).
+CPU_MEMORY_CAP = 768 << 20
 
 _DTYPES: dict[str, torch.dtype] = {
     "fp32": torch.float32,
@@ -262,13 +268,14 @@ def memory_budget(device: torch.device) -> int:
     """Bytes one tile's activations may use on ``device``.
 
     CUDA: :data:`MEMORY_FRACTION` of the free memory. CPU: the same fraction of the
-    available RAM (psutil if installed, else ``/proc/meminfo``, else 2 GiB). MPS: 2 GiB.
+    available RAM (psutil if installed, else ``/proc/meminfo``, else 2 GiB), at most
+    :data:`CPU_MEMORY_CAP`. MPS: 2 GiB.
     """
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(free * MEMORY_FRACTION)
     if device.type == "cpu":
-        return int(_available_ram() * MEMORY_FRACTION)
+        return min(int(_available_ram() * MEMORY_FRACTION), CPU_MEMORY_CAP)
     return 2 << 30
 
 
@@ -433,6 +440,9 @@ def _run_tiles(
 
 @contextmanager
 def _eval_mode(model: nn.Module) -> Iterator[None]:
+    if not isinstance(model, nn.Module):  # a compiled model has no training mode
+        yield
+        return
     was_training = model.training
     model.eval()
     try:
@@ -468,7 +478,10 @@ def _forward(
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=len(tiles) * len(passes), desc="tiles", unit="tile", leave=False)
+            desc = f"{len(tiles)} tile{'s' if len(tiles) > 1 else ''}" + (
+                f" of {plan.tile} px" if plan.tile else " (whole image)"
+            )
+            bar = tqdm(total=len(tiles) * len(passes), desc=desc, unit="tile", leave=False)
         try:
             with torch.inference_mode(), _eval_mode(plan.model):
                 for x, sink in passes:
@@ -511,8 +524,16 @@ def _make_plan(
 ) -> _Plan:
     dev = pick_device(device)
     dt = resolve_dtype(dtype, dev)
-    engine = resolve_backend(backend, dev, dt)
-    if engine == "onnxruntime":
+    engine = "compiled" if is_compiled(model) else resolve_backend(backend, dev, dt)
+    if engine == "compiled":
+        # An ONNX or OpenVINO model file (esrgan_lab.inference.engines): it runs as it was
+        # compiled (its precision is its own), on the CPU.
+        if dev.type != "cpu" or dt != torch.float32:
+            raise ConfigError(
+                "a compiled model (ONNX, OpenVINO) runs on the CPU in its own precision"
+            )
+        prepared, cl, run = model, False, model.forward_tensor
+    elif engine == "onnxruntime":
         # The graph takes contiguous float32 NCHW on the CPU; the torch model is only
         # used for its attributes (scale, memory estimate), so it is not copied.
         prepared, cl, run = model, False, onnx_runner(model)

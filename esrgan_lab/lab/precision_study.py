@@ -101,10 +101,11 @@ class PrecisionVariant:
     Attributes:
         name: Row label, e.g. ``"int8 percentile (ORT)"``.
         precision: ``fp32``, ``bf16``, ``fp16`` or ``int8``.
-        runtime: ``"torch"`` or ``"onnxruntime"``.
-        runner: An ``nn.Module`` (NCHW float) or an :class:`~esrgan_lab.inference.onnx.OnnxModel`;
-            both are accepted by :func:`esrgan_lab.metrics.evaluate.evaluate_model`.
-        path: The ONNX file, or ``None`` for torch variants.
+        runtime: ``"torch"``, ``"onnxruntime"`` or ``"openvino"``.
+        runner: An ``nn.Module`` (NCHW float), an :class:`~esrgan_lab.inference.onnx.OnnxModel`
+            or an :class:`~esrgan_lab.inference.openvino.OpenVinoModel`; all are accepted by
+            :func:`esrgan_lab.metrics.evaluate.evaluate_model`.
+        path: The ONNX file or IR folder, or ``None`` for torch variants.
         size_bytes: File size (ONNX) or parameter bytes at the stored precision (torch).
         seconds: Time it took to build (export, convert, calibrate + quantize).
     """
@@ -146,14 +147,24 @@ def build_variants(
     methods: Sequence[CalibMethod] = CALIBRATION_METHODS,
     device: str = "cpu",
     activation_type: Literal["uint8", "int8"] = "uint8",
-    include: Sequence[str] = ("fp32", "bf16", "fp16", "onnx-fp32", "onnx-fp16", "int8"),
+    include: Sequence[str] = (
+        "fp32",
+        "bf16",
+        "fp16",
+        "onnx-fp32",
+        "onnx-fp16",
+        "int8",
+        "int8-openvino",
+    ),
     log: Callable[[str], None] | None = None,
 ) -> list[PrecisionVariant]:
-    """Every precision variant of ``model``: torch fp32/bf16(/fp16 on CUDA), ORT fp32/fp16/int8.
+    """Every precision variant of ``model``: torch fp32/bf16(/fp16 on CUDA), ORT fp32/fp16/int8,
+    and OpenVINO int8 (NNCF, :func:`esrgan_lab.inference.openvino.quantize_int8`).
 
     ONNX files go to ``workdir`` (``model_fp32.onnx``, ``model_fp16.onnx``,
-    ``model_int8_<method>.onnx``). Torch fp16 is skipped (not an error) unless ``device``
-    is CUDA, torch bf16 unless the device computes bf16 natively
+    ``model_int8_<method>.onnx``, the IR folder ``model_int8_openvino``). Torch fp16 is
+    skipped (not an error) unless ``device`` is CUDA, torch bf16 unless the device computes
+    bf16 natively
     (:func:`esrgan_lab.training.runtime.native_bf16`); int8 variants need ``reader``.
     """
     from ..inference.onnx import convert_fp16, export_onnx
@@ -183,7 +194,7 @@ def build_variants(
             out.append(
                 PrecisionVariant(name, kind, "torch", runner, None, _param_bytes(model, 2), seconds)
             )
-    if not any(k in include for k in ("onnx-fp32", "onnx-fp16", "int8")):
+    if not any(k in include for k in ("onnx-fp32", "onnx-fp16", "int8", "int8-openvino")):
         return out
     fp32_path = work / "model_fp32.onnx"
     start = time.perf_counter()
@@ -204,6 +215,21 @@ def build_variants(
             seconds = time.perf_counter() - start
             say(f"int8 {method}: calibrated on {len(reader)} images in {seconds:.1f} s")
             out.append(_onnx_variant(f"int8 {method} (ORT)", "int8", path, seconds))
+    if "int8-openvino" in include:
+        from ..inference.openvino import OpenVinoModel
+        from ..inference.openvino import quantize_int8 as ov_quantize
+
+        if reader is None:
+            raise ConfigError("int8 variants need a calibration reader")
+        start = time.perf_counter()
+        folder = ov_quantize(fp32_path, work / "model_int8_openvino", reader.inputs, quiet=True)
+        seconds = time.perf_counter() - start
+        say(f"int8 NNCF (OpenVINO): calibrated on {len(reader)} images in {seconds:.1f} s")
+        size = sum(f.stat().st_size for f in folder.iterdir())
+        variant = PrecisionVariant(
+            "int8 NNCF (OpenVINO)", "int8", "openvino", OpenVinoModel(folder), folder, size, seconds
+        )
+        out.append(variant)
     return out
 
 

@@ -213,22 +213,14 @@ def run_model(model: ModelLike, lq: np.ndarray, scale: int) -> np.ndarray:
     return out
 
 
-def load_evaluation_model(name: str, scale: int, device: str = "cpu") -> str | torch.nn.Module:
-    """A baseline name (returned as is), an ``.onnx`` file (an ONNX Runtime model), or a
-    network from :func:`esrgan_lab.weights.loading.load_model`."""
+def load_evaluation_model(name: str, scale: int, device: str = "cpu") -> ModelLike:
+    """A baseline name (returned as is), or any model file or name
+    (:func:`esrgan_lab.inference.engines.load`: checkpoints, ``.onnx``, OpenVINO IR)."""
     if name in BASELINES:
         return name
-    if name.lower().endswith(".onnx"):
-        # ONNX Runtime on the CPU, 2 intra-op threads (esrgan_lab.inference.onnx.OnnxModel).
-        from ..inference.onnx import OnnxModel
+    from ..inference.engines import load
 
-        onnx_model = OnnxModel(name)
-        if onnx_model.scale != scale:
-            raise ConfigError(f"model {name!r} is x{onnx_model.scale} but --scale is {scale}")
-        return onnx_model
-    from ..weights.loading import load_model  # lazy: only models that need weights import it
-
-    model = load_model(name, device=device)
+    model = load(name, device=device)
     model_scale = getattr(model, "scale", scale)
     if model_scale != scale:
         raise ConfigError(f"model {name!r} is x{model_scale} but --scale is {scale}")

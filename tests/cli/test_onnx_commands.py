@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -41,7 +42,7 @@ def test_quantize_command(tmp_path, checkpoint, capsys, monkeypatch):
     assert main(["export", "--weights", str(checkpoint), "-o", str(fp32)]) == 0
     capsys.readouterr()
     args = ["quantize", str(fp32), "-o", str(int8), "--images", "2", "--method", "minmax"]
-    assert main(args) == 0
+    assert main([*args, "--engine", "onnxruntime", "--protocol", "seed"]) == 0
     printed = capsys.readouterr().out
     assert "calibrated on 2 images" in printed and "skimage/" in printed
     meta = read_metadata(int8)
@@ -50,7 +51,33 @@ def test_quantize_command(tmp_path, checkpoint, capsys, monkeypatch):
     ref, q = OnnxModel(fp32).run(x), OnnxModel(int8).run(x)
     assert q.shape == ref.shape and 0 < np.abs(q - ref).mean() < 0.05
     # never over its input, and a one-line error for a missing model
-    assert main(["quantize", str(fp32), "-o", str(fp32)]) == 1
+    assert main(["quantize", str(fp32), "-o", str(fp32), "--engine", "onnxruntime"]) == 1
     assert main(["quantize", str(tmp_path / "nope.onnx"), "-o", str(tmp_path / "x.onnx")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("esrgan-lab quantize: error:") for line in err)
+
+
+def test_quantize_openvino_default_feeds_upscale_and_evaluate(tmp_path, checkpoint, capsys):
+    pytest.importorskip("nncf")
+    from esrgan_lab.inference.openvino import OpenVinoModel
+
+    fp32, ir = tmp_path / "m.onnx", tmp_path / "m_int8"
+    assert main(["export", "--weights", str(checkpoint), "-o", str(fp32)]) == 0
+    args = ["quantize", str(fp32), "-o", str(ir), "--images", "2", "--patch", "16"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "OpenVINO IR" in printed and (ir / "model.xml").is_file()
+    meta = OpenVinoModel(ir).metadata
+    assert meta["precision"] == "int8-nncf" and '"patch": 16' in meta["calibration"]
+    # An existing output is kept unless --force; a one-line error says so.
+    before = (ir / "model.bin").read_bytes()
+    assert main(args) == 1
+    assert "--force" in capsys.readouterr().err and (ir / "model.bin").read_bytes() == before
+    # The IR folder is a model for upscale and evaluate.
+    img = np.random.default_rng(0).integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    src = tmp_path / "a.png"
+    cv2.imwrite(str(src), img)
+    assert main(["upscale", str(src), "-o", str(tmp_path / "out"), "--weights", str(ir)]) == 0
+    assert cv2.imread(str(tmp_path / "out" / "a_x4.png")).shape == (48, 64, 3)
+    code = main(["evaluate", "--model", str(ir), "--dataset", "skimage", "--no-niqe"])
+    assert code == 0 and "m_int8" in capsys.readouterr().out

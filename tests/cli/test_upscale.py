@@ -143,6 +143,8 @@ def test_max_pixels_guard_says_use_tile(tmp_path, weights, capsys):
         str(weights),
         "--max-pixels",
         "100",
+        "--tile",
+        "0",
     )
     assert code == 1 and len(err) == 1 and "--tile" in err[0] and "big.png" in err[0]
     code, err = _run(
@@ -285,3 +287,23 @@ def test_onnxruntime_with_bf16_is_one_error(tmp_path, weights, capsys):
     )
     assert code == 1 and len(err) == 1 and "fp32 only" in err[0]
     assert not (tmp_path / "o" / "a_x4.png").exists()
+
+
+def test_large_images_are_tiled_without_a_flag(tmp_path, weights, capsys, monkeypatch):
+    """--tile auto is the default: an image over the memory budget is tiled, not refused."""
+    from esrgan_lab.model.memory import activation_bytes_per_pixel
+
+    per_px = activation_bytes_per_pixel(make_tiny())
+    monkeypatch.setattr(infer, "memory_budget", lambda device: int(per_px * 24 * 24))
+    seen = []
+    real = infer._run_tiles
+
+    def spy(model, x, tiles, *args, **kwargs):
+        seen.append(len(tiles))
+        return real(model, x, tiles, *args, **kwargs)
+
+    monkeypatch.setattr(infer, "_run_tiles", spy)
+    src = _write(tmp_path / "big.png", _image((40, 56, 3)))
+    code, err = _run(capsys, str(src), "-o", str(tmp_path / "o"), "--weights", str(weights))
+    assert code == 0 and err == [] and seen and seen[0] > 1
+    assert _read(tmp_path / "o" / "big_x4.png").shape == (160, 224, 3)

@@ -368,3 +368,27 @@ def test_onnxruntime_backend_options(onnx_cache, monkeypatch):
     with pytest.raises(ConfigError, match="needs the onnxruntime package"):
         infer.resolve_backend("onnxruntime", cpu, torch.float32)
     assert not onnx_cache[1]  # nothing was exported
+
+
+def test_cpu_budget_is_a_fraction_of_free_ram_with_a_cap(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(infer, "_available_ram", lambda: 1 << 30)
+    assert infer.memory_budget(cpu) == int((1 << 30) * infer.MEMORY_FRACTION)
+    monkeypatch.setattr(infer, "_available_ram", lambda: 200 << 30)
+    assert infer.memory_budget(cpu) == infer.CPU_MEMORY_CAP
+    # The full model on a 2000x2000 input: tiled by default, tiles within the cap.
+    model = RRDBNet()
+    tile = auto_tile(model, 2000, 2000, device=cpu)
+    assert tile is not None
+    assert estimate_memory(model, tile + 20, tile + 20) <= infer.CPU_MEMORY_CAP
+
+
+def test_progress_line_says_how_many_tiles(capsys):
+    model = make_tiny()
+    image = smooth_image(40, 36)
+    upscale(image, model, tile=16, tile_pad=4, progress=True)
+    err = capsys.readouterr().err
+    grid = tile_grid(40, 36, 16, 4, 1)
+    assert f"{len(grid)} tiles of 16 px" in err
+    upscale(image, model, progress=True)
+    assert "1 tile (whole image)" in capsys.readouterr().err

@@ -44,16 +44,18 @@ def test_variants_table_on_one_image(tmp_path, reader, monkeypatch):
         tmp_path,
         reader,
         methods=("minmax",),
-        include=("fp32", "onnx-fp32", "int8"),
+        include=("fp32", "onnx-fp32", "int8", "int8-openvino"),
     )
-    assert [v.name for v in variants] == ["fp32 (torch)", "fp32 (ORT)", "int8 minmax (ORT)"]
+    names = [v.name for v in variants]
+    assert names == ["fp32 (torch)", "fp32 (ORT)", "int8 minmax (ORT)", "int8 NNCF (OpenVINO)"]
     rows = P.precision_table(
         variants, ["skimage"], protocols=("seed",), niqe=False, max_images=1, latency_repeats=1
     )
-    fp32, ort32, int8 = rows
+    fp32, ort32, int8, ov8 = rows
     assert fp32.max_abs_diff == 0 and ort32.max_abs_diff < 1e-5
     assert ort32.scores["seed"]["psnr"] == pytest.approx(fp32.scores["seed"]["psnr"], abs=0.01)
-    assert int8.max_abs_diff > ort32.max_abs_diff
+    assert int8.max_abs_diff > ort32.max_abs_diff and ov8.max_abs_diff > ort32.max_abs_diff
+    assert ov8.runtime == "openvino" and variants[-1].path.is_dir()
     # (no file-size check: with 8 channels the QDQ scales and zero points outweigh the
     # 4x smaller weights; the notebook shows the saving at real sizes)
     assert "int8 minmax (ORT)" in P.format_table(rows)

@@ -1,0 +1,258 @@
+"""OpenVINO: an fp32 engine for the CPU, and int8 post-training quantization with NNCF.
+
+OpenVINO compiles the exported ONNX graph with oneDNN kernels chosen for the CPU it runs on
+(AVX2, AVX512, VNNI, AMX). NNCF's post-training quantization inserts int8 fake-quantize
+nodes calibrated on training images; OpenVINO then runs the convolutions, the dense
+concatenations and the residual additions in int8 where its graph transformations can
+fuse them, which ONNX Runtime's QDQ graph does not do as well for RRDBNet's dense blocks
+(``benchmarks/bench_int8.py`` measures both).
+
+A model is an OpenVINO IR folder ``<name>/model.xml`` + ``model.bin`` (the ``.xml``
+file itself is accepted too) holding the RRDBNet config and the precision in its runtime
+info, so ``esrgan-lab upscale --weights`` and ``esrgan-lab evaluate --model`` take it
+directly (:func:`esrgan_lab.inference.engines.load`).
+
+Both packages are optional: importing this module works without them, and using it
+without them raises a one-line :class:`~esrgan_lab.errors.ConfigError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+
+#: Layers left in fp32 by :func:`quantize_int8`. ``conv_up1`` reads the nearest-upsampled
+#: sum of the shallow features and the trunk (Wang et al. 2018, Fig. 4), whose range is wide
+#: and long-tailed; quantizing its input alone cost 0.25-0.5 dB Y-PSNR on Set5 for a trained
+#: lab model, keeping it (0.8 % of the full model's FLOPs) brings int8 within 0.1 dB of fp32
+#: (``benchmarks/bench_int8.py``).
+KEEP_FP32: tuple[str, ...] = ("conv_up1",)
+
+#: File name of the IR inside a model folder.
+IR_NAME = "model.xml"
+_INFO = "esrgan_lab"
+
+
+def _ov() -> Any:
+    try:
+        import openvino
+    except ImportError:
+        raise ConfigError("OpenVINO is not installed: pip install openvino nncf") from None
+    return openvino
+
+
+def ir_path(path: str | os.PathLike[str]) -> Path:
+    """The ``.xml`` of an IR given as the file or as its folder."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / IR_NAME
+    if p.suffix.lower() != ".xml" or not p.is_file():
+        raise ConfigError(f"{path}: not an OpenVINO model (a folder with {IR_NAME}, or the .xml)")
+    return p
+
+
+def is_ir(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is an OpenVINO IR (file or folder)."""
+    p = Path(path)
+    return (p.is_dir() and (p / IR_NAME).is_file()) or (p.suffix.lower() == ".xml" and p.is_file())
+
+
+def check_ir_output(
+    folder: str | os.PathLike[str],
+    inputs: Sequence[str | os.PathLike[str]] = (),
+    *,
+    force: bool = False,
+) -> Path:
+    """Check that ``folder`` may receive an IR: not an input, not inside one's folder
+    being replaced, not an existing file, and replaced only with ``force``.
+
+    Raises:
+        ConfigError: One line saying why.
+    """
+    out = Path(folder)
+    resolved = out.resolve()
+    for src in inputs:
+        src_path = Path(src).resolve()
+        if resolved == src_path or resolved in src_path.parents:
+            raise ConfigError(f"{out}: the output would replace the input {src}")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: exists and is not a folder (an IR is a folder)")
+    if out.exists() and not force:
+        raise ConfigError(f"{out}: exists; pass --force to replace it")
+    return out
+
+
+def save_ir(ov_model: Any, folder: str | os.PathLike[str], metadata: dict[str, Any]) -> Path:
+    """Write ``ov_model`` as ``folder/model.xml`` (+ ``.bin``) with ``metadata`` in its
+    runtime info; the folder is written under a temporary name and moved into place."""
+    ov = _ov()
+    folder = Path(folder)
+    for key, value in metadata.items():
+        text = value if isinstance(value, str) else json.dumps(value)
+        ov_model.set_rt_info(text, [_INFO, key])
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        ov.save_model(ov_model, str(tmp / IR_NAME), compress_to_fp16=False)
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def convert_onnx(onnx_path: str | os.PathLike[str]) -> Any:
+    """Read an exported ONNX graph (:func:`esrgan_lab.inference.onnx.export_onnx`) as an
+    OpenVINO model, keeping its dynamic batch, height and width."""
+    return _ov().convert_model(str(onnx_path))
+
+
+def quantize_int8(
+    onnx_path: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    inputs: Sequence[np.ndarray],
+    *,
+    fast_bias_correction: bool = True,
+    keep_fp32: Sequence[str] = KEEP_FP32,
+    metadata: dict[str, Any] | None = None,
+    quiet: bool = False,
+) -> Path:
+    """Static int8 post-training quantization with NNCF, calibrated on ``inputs``.
+
+    Weights are int8, symmetric, per output channel; activations 8-bit per tensor and
+    asymmetric (NNCF's ``MIXED`` preset: LeakyReLU outputs are mostly positive, and a
+    symmetric range would spend half its levels on a short negative tail), with ranges from
+    NNCF's min-max statistics over the calibration inputs. Fast bias correction then
+    shifts each quantized conv's bias so that its mean output matches fp32 on the
+    calibration data.
+
+    Args:
+        onnx_path: fp32 ONNX graph.
+        out: Output IR folder (written atomically).
+        inputs: Calibration inputs, each ``(1, 3, h, w)`` float32 RGB on [0, 1] (as
+            :func:`esrgan_lab.inference.int8.preprocess` makes them).
+        fast_bias_correction: NNCF's fast bias correction (about one extra pass).
+        keep_fp32: Module names (``RRDBNet`` attribute paths) whose convolutions stay fp32.
+        metadata: Extra runtime info (the RRDBNet config is copied from the ONNX file).
+        quiet: Hide NNCF's progress bars.
+
+    Returns:
+        The IR folder.
+    """
+    try:
+        import nncf
+    except ImportError:
+        raise ConfigError("int8 with OpenVINO needs NNCF: pip install nncf") from None
+    from .onnx import read_metadata
+
+    if not inputs:
+        raise ConfigError("calibration set is empty")
+    model = convert_onnx(onnx_path)
+    dataset = nncf.Dataset([np.ascontiguousarray(x, dtype=np.float32) for x in inputs])
+    # NNCF logs every layer it leaves alone at INFO; keep warnings and errors only.
+    level = nncf.common.logging.nncf_logger.level
+    nncf.set_log_level(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
+            quantized = nncf.quantize(
+                model,
+                dataset,
+                preset=nncf.QuantizationPreset.MIXED,
+                subset_size=len(inputs),
+                fast_bias_correction=fast_bias_correction,
+                ignored_scope=nncf.IgnoredScope(
+                    patterns=[f".*/{name}/.*" for name in keep_fp32], validate=False
+                ),
+            )
+    finally:
+        nncf.set_log_level(level)
+    meta = {k: v for k, v in read_metadata(onnx_path).items() if k == "config"}
+    meta.update(
+        {
+            "precision": "int8-nncf",
+            "calibration_images": str(len(inputs)),
+            "fp32_layers": ",".join(keep_fp32),
+        }
+    )
+    meta.update(metadata or {})
+    return save_ir(quantized, out, meta)
+
+
+class OpenVinoModel:
+    """A compiled OpenVINO model that behaves like a super-resolution model.
+
+    The same contract as :class:`esrgan_lab.inference.onnx.OnnxModel`: ``run`` on NCHW
+    float arrays, ``forward_tensor`` on tensors, and calling it on a uint8 BGR image (the
+    evaluation contract).
+
+    Args:
+        path: IR folder or ``.xml``.
+        threads: CPU inference threads (default: torch's).
+        precision: ``"f32"`` pins fp32 arithmetic (OpenVINO would otherwise use bf16 on
+            CPUs that have it); ``None`` keeps OpenVINO's default.
+
+    Attributes:
+        scale, num_feat, num_grow_ch, unshuffle: From the stored config (for tiling).
+        metadata: The ``esrgan_lab`` runtime info.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        threads: int | None = None,
+        precision: str | None = "f32",
+    ) -> None:
+        ov = _ov()
+        self.path = ir_path(path)
+        core = ov.Core()
+        model = core.read_model(str(self.path))
+        self.metadata = {}
+        if model.has_rt_info([_INFO]):
+            info = model.get_rt_info()[_INFO]
+            self.metadata = {str(k): v.astype(str) for k, v in info.items()}
+        config: dict[str, Any] = {
+            "INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads()),
+            "PERFORMANCE_HINT": "LATENCY",
+        }
+        if precision:
+            config["INFERENCE_PRECISION_HINT"] = precision
+        self.compiled = core.compile_model(model, "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        cfg = json.loads(self.metadata.get("config", "{}"))
+        self.scale = int(cfg.get("scale", 4))
+        self.num_feat = int(cfg.get("num_feat", 64))
+        self.num_grow_ch = int(cfg.get("num_grow_ch", 32))
+        self.unshuffle = {1: 4, 2: 2}.get(self.scale, 1)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """``(N, 3, H, W)`` float32 RGB [0, 1] -> ``(N, 3, sH, sW)`` float32 (not clamped)."""
+        result = self.request.infer([np.ascontiguousarray(x, dtype=np.float32)])
+        return np.asarray(next(iter(result.values())), dtype=np.float32)
+
+    def forward_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """Torch-tensor convenience: NCHW in, NCHW float32 out (on the input's device)."""
+        return torch.from_numpy(self.run(x.detach().cpu().float().numpy())).to(x.device)
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        """uint8 BGR ``(h, w, 3)`` -> uint8 BGR ``(h*s, w*s, 3)``: the evaluation contract."""
+        from ..data.images import array_to_tensor, tensor_to_array
+
+        return tensor_to_array(torch.from_numpy(self.run(array_to_tensor(image).numpy())))
+
+    def __repr__(self) -> str:
+        return f"OpenVinoModel({str(self.path)!r}, precision={self.metadata.get('precision', '?')})"
