@@ -22,6 +22,8 @@ COMMANDS: list[str] = [
     "convert",
     "weights",
     "evaluate",
+    "datasets",
+    "prepare_data",
     "train",
     "upscale",
     "export",

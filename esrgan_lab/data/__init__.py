@@ -9,4 +9,8 @@
 * :mod:`.sources` - where images come from: folders, named sets, sample sets.
 * :mod:`.paired` - GT/LQ training patches (stateless, resumable streams) and whole
   validation pairs.
+* :mod:`.prepare` - training images cut into sub-images exactly as BasicSR's
+  ``extract_subimages.py`` does (480x480, step 240; paired LQ, resumable, meta file).
+* :mod:`.catalog` - known datasets by name (DIV2K, Flickr2K, OST, Set5, ...): where they
+  come from, their checksums, and their resumable, checked download and extraction.
 """

@@ -45,9 +45,18 @@ class DataConfig:
     gt_size: int = 128
     use_flip: bool = True
     use_rot: bool = True
-    #: Per-process batch size (the global batch is batch_size * world size).
+    #: Per-process micro-batch: the global batch is batch_size * accumulate * world size.
     batch_size: int = 16
+    #: Micro-batches accumulated per optimizer step (gradient accumulation, for small GPUs);
+    #: a resumed run adjusts it to keep the checkpoint's global batch on another world size.
+    accumulate: int = 1
     num_workers: int = 2
+    #: Read training images from disk per sample (prepared sub-image folders, any size of
+    #: dataset; memory bounded by batch and prefetch) instead of holding them in memory.
+    lazy: bool = False
+    #: LQ folders paired by file name with ``train`` (from ``prepare-data --lq-src``);
+    #: empty: each GT image is degraded with MATLAB bicubic when it is read (lazy only).
+    train_lq: list[str] = field(default_factory=list)
     #: Use at most this many validation images (None: all).
     val_max_images: int | None = None
 
@@ -363,6 +372,12 @@ def check(cfg: TrainConfig) -> None:
         raise ConfigError("config key 'data.gt_size' must be a multiple of 'scale'")
     if cfg.data.batch_size < 1:
         raise ConfigError("config key 'data.batch_size' must be >= 1")
+    if cfg.data.accumulate < 1:
+        raise ConfigError("config key 'data.accumulate' must be >= 1")
+    if cfg.data.train_lq and not cfg.data.lazy:
+        raise ConfigError("config key 'data.train_lq' needs 'data.lazy: true'")
+    if cfg.data.train_lq and len(cfg.data.train_lq) != len(cfg.data.train):
+        raise ConfigError("config key 'data.train_lq' must pair one LQ folder with each 'train'")
     for name in cfg.stages:
         st = cfg.stage(name)
         if st.total_iter < 1:

@@ -10,6 +10,13 @@
 The trainer (:mod:`esrgan_lab.training.trainer`) calls these for every run, and the
 notebooks' studies train through the trainer, so every curve in the project comes from
 this code. Each step returns detached scalar tensors to log (no host sync).
+
+Gradient accumulation (``accumulate=A``): the batch is split into ``A`` equal micro-batches,
+each runs forward and backward with its loss divided by ``A``, and the optimizer steps once.
+The gradient is then the mean over the whole batch, as with ``A`` DDP ranks of one
+micro-batch each (whose gradients DDP averages); a DDP wrapper all-reduces only on the
+last micro-batch (``no_sync``). Per-batch statistics (the relativistic loss's mean logits,
+BatchNorm) are per micro-batch, as they are per rank under DDP.
 """
 
 from __future__ import annotations
@@ -47,6 +54,21 @@ class Ema:
         torch._foreach_add_(ema_p, src_p, alpha=1.0 - self.decay)
         for b_ema, b in zip(self.model.buffers(), model.buffers()):
             b_ema.copy_(b)
+
+
+def micro_batches(
+    lq: torch.Tensor, gt: torch.Tensor, accumulate: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Split a batch into ``accumulate`` equal micro-batches (in order)."""
+    if accumulate < 1 or lq.shape[0] % accumulate:
+        raise ValueError(f"batch of {lq.shape[0]} does not split into {accumulate} micro-batches")
+    return list(zip(lq.chunk(accumulate), gt.chunk(accumulate)))
+
+
+def _sync(net: nn.Module, last: bool) -> contextlib.AbstractContextManager:
+    """DDP all-reduces gradients on the last micro-batch only."""
+    no_sync = getattr(net, "no_sync", None)
+    return contextlib.nullcontext() if last or no_sync is None else no_sync()
 
 
 @dataclass
@@ -88,6 +110,7 @@ def psnr_step(
     *,
     pixel_weight: float = 1.0,
     autocast: Any = None,
+    accumulate: int = 1,
 ) -> StepResult:
     """Stage 1: one Adam step on ``pixel_weight * L_1(G(lq), gt)``.
 
@@ -97,14 +120,20 @@ def psnr_step(
         lq: ``(N, 3, h, w)`` inputs; gt: ``(N, 3, h*s, w*s)`` targets.
         pixel_weight: Loss weight.
         autocast: A ``torch.autocast`` context for the forward (``None``: fp32).
+        accumulate: Micro-batches ``N`` is split into (module docstring).
     """
     opt_g.zero_grad(set_to_none=True)
-    with autocast or contextlib.nullcontext():
-        sr = net_g(lq)
-    l_pix = pixel_weight * F.l1_loss(sr.float(), gt)
-    l_pix.backward()
+    parts = micro_batches(lq, gt, accumulate)
+    total = lq.new_zeros((), dtype=torch.float32)
+    for k, (lq_k, gt_k) in enumerate(parts):
+        with _sync(net_g, k == accumulate - 1):
+            with autocast or contextlib.nullcontext():
+                sr = net_g(lq_k)
+            l_pix = pixel_weight * F.l1_loss(sr.float(), gt_k)
+            (l_pix / accumulate).backward()
+        total = total + l_pix.detach()
     opt_g.step()
-    return StepResult({"l_pix": l_pix.detach()})
+    return StepResult({"l_pix": total / accumulate})
 
 
 def generator_step(
@@ -116,6 +145,7 @@ def generator_step(
     losses: GanLosses,
     *,
     autocast: Any = None,
+    accumulate: int = 1,
 ) -> tuple[torch.Tensor, StepResult]:
     """Stage 2, generator: one step on ``L_G = L_percep + lambda L_G^Ra + eta L_1``.
 
@@ -134,28 +164,36 @@ def generator_step(
             p.requires_grad_(False)
     opt_g.zero_grad(set_to_none=True)
     ctx = autocast or contextlib.nullcontext()
-    with ctx:
-        sr = net_g(lq)
-    terms: dict[str, torch.Tensor] = {}
-    l_total = sr.new_zeros((), dtype=torch.float32)
-    if losses.pixel_weight:
-        terms["l_pix"] = losses.pixel_weight * F.l1_loss(sr.float(), gt)
-        l_total = l_total + terms["l_pix"]
-    if losses.perceptual is not None:
-        with ctx:
-            terms["l_percep"] = losses.perceptual(sr, gt).float()
-        l_total = l_total + terms["l_percep"]
-    if use_gan:
-        with ctx:
-            with torch.no_grad():
-                real_logits = net_d(gt)
-            fake_logits = net_d(sr)
-        terms["l_gan"] = losses.gan.generator_loss(real_logits, fake_logits)
-        l_total = l_total + terms["l_gan"]
-    l_total.backward()
+    outputs: list[torch.Tensor] = []
+    sums: dict[str, torch.Tensor] = {}
+    for k, (lq_k, gt_k) in enumerate(micro_batches(lq, gt, accumulate)):
+        with _sync(net_g, k == accumulate - 1):
+            with ctx:
+                sr = net_g(lq_k)
+            terms: dict[str, torch.Tensor] = {}
+            l_total = sr.new_zeros((), dtype=torch.float32)
+            if losses.pixel_weight:
+                terms["l_pix"] = losses.pixel_weight * F.l1_loss(sr.float(), gt_k)
+                l_total = l_total + terms["l_pix"]
+            if losses.perceptual is not None:
+                with ctx:
+                    terms["l_percep"] = losses.perceptual(sr, gt_k).float()
+                l_total = l_total + terms["l_percep"]
+            if use_gan:
+                with ctx:
+                    with torch.no_grad():
+                        real_logits = net_d(gt_k)
+                    fake_logits = net_d(sr)
+                terms["l_gan"] = losses.gan.generator_loss(real_logits, fake_logits)
+                l_total = l_total + terms["l_gan"]
+            (l_total / accumulate).backward()
+        terms["l_g_total"] = l_total
+        for key, value in terms.items():
+            sums[key] = sums.get(key, 0) + value.detach()
+        outputs.append(sr.detach())
     opt_g.step()
-    terms["l_g_total"] = l_total
-    return sr.detach(), StepResult({k: v.detach() for k, v in terms.items()})
+    sr_all = outputs[0] if accumulate == 1 else torch.cat(outputs)
+    return sr_all, StepResult({k: v / accumulate for k, v in sums.items()})
 
 
 def discriminator_step(
@@ -166,6 +204,7 @@ def discriminator_step(
     gan_loss: GANLoss,
     *,
     autocast: Any = None,
+    accumulate: int = 1,
 ) -> StepResult:
     """Stage 2, discriminator: one step on ``L_D^Ra`` (paper Eq. 1).
 
@@ -178,20 +217,28 @@ def discriminator_step(
         opt_d: Its optimizer.
         gt, sr: ``(N, 3, H, W)`` real and generated images.
         gan_loss: The adversarial loss (its weight applies to G only).
+        accumulate: Micro-batches ``N`` is split into (module docstring).
     """
     params = list(net_d.parameters())
     for p in params:
         p.requires_grad_(True)
     opt_d.zero_grad(set_to_none=True)
-    with autocast or contextlib.nullcontext():
-        real_d = net_d(gt)
-        fake_d = net_d(sr.detach())
-    l_d = gan_loss.discriminator_loss(real_d, fake_d)
-    l_d.backward()
+    total = gt.new_zeros((), dtype=torch.float32)
+    reals, fakes = [], []
+    for k, (gt_k, sr_k) in enumerate(micro_batches(gt, sr, accumulate)):
+        with _sync(net_d, k == accumulate - 1):
+            with autocast or contextlib.nullcontext():
+                real_d = net_d(gt_k)
+                fake_d = net_d(sr_k.detach())
+            l_d = gan_loss.discriminator_loss(real_d, fake_d)
+            (l_d / accumulate).backward()
+        total = total + l_d.detach()
+        reals.append(real_d.detach().float())
+        fakes.append(fake_d.detach().float())
     opt_d.step()
-    real_d, fake_d = real_d.detach().float(), fake_d.detach().float()
+    real_d, fake_d = torch.cat(reals), torch.cat(fakes)
     return StepResult(
-        {"l_d": l_d.detach(), "d_real": real_d.mean(), "d_fake": fake_d.mean()},
+        {"l_d": total / accumulate, "d_real": real_d.mean(), "d_fake": fake_d.mean()},
         logits=(real_d, fake_d),
     )
 
@@ -207,6 +254,7 @@ def gan_step(
     *,
     d_train: nn.Module | None = None,
     autocast: Any = None,
+    accumulate: int = 1,
 ) -> StepResult:
     """Stage 2: :func:`generator_step`, then (with a GAN term) :func:`discriminator_step`.
 
@@ -214,11 +262,14 @@ def gan_step(
         g_train: Generator as trained (possibly DDP-wrapped).
         net_d: The bare discriminator (frozen in the G step), or ``None``.
         d_train: The discriminator as trained in the D step (default ``net_d``).
+        accumulate: Micro-batches per step (module docstring).
     """
-    sr, result = generator_step(g_train, net_d, opt_g, lq, gt, losses, autocast=autocast)
+    sr, result = generator_step(
+        g_train, net_d, opt_g, lq, gt, losses, autocast=autocast, accumulate=accumulate
+    )
     if losses.gan is not None and net_d is not None and opt_d is not None:
         d_result = discriminator_step(
-            d_train or net_d, opt_d, gt, sr, losses.gan, autocast=autocast
+            d_train or net_d, opt_d, gt, sr, losses.gan, autocast=autocast, accumulate=accumulate
         )
         result.losses.update(d_result.losses)
         result.logits = d_result.logits

@@ -131,19 +131,28 @@ class Trainer:
         self._train_set = None
         self._val_set = None
         self.results: dict[str, Any] = {}
+        #: Micro-batches per step; a resumed run may change it (:meth:`_keep_global_batch`).
+        self.accumulate = cfg.data.accumulate
 
     # ------------------------------------------------------------------ data
 
     def train_set(self):
-        from ..data.paired import PairedPatchDataset
+        """The training patch stream: in memory, or read from disk per sample with
+        ``data.lazy`` (:class:`~esrgan_lab.data.paired.FolderPatchDataset`)."""
+        from ..data.paired import FolderPatchDataset, PairedPatchDataset, paired_files
         from ..data.sources import load_source
 
         if self._train_set is None:
             d = self.cfg.data
-            images = [im for src in d.train for im in load_source(src)]
-            self._train_set = PairedPatchDataset(
-                images, self.cfg.scale, d.gt_size, d.use_flip, d.use_rot, seed=self.cfg.seed
-            )
+            args = (self.cfg.scale, d.gt_size, d.use_flip, d.use_rot)
+            if d.lazy:
+                gt_files, lq_files = paired_files(d.train, d.train_lq, self.cfg.scale)
+                self._train_set = FolderPatchDataset(
+                    gt_files, *args, seed=self.cfg.seed, lq_files=lq_files
+                )
+            else:
+                images = [im for src in d.train for im in load_source(src)]
+                self._train_set = PairedPatchDataset(images, *args, seed=self.cfg.seed)
         return self._train_set
 
     def val_set(self):
@@ -177,10 +186,11 @@ class Trainer:
             if "fork" in mp.get_all_start_methods():
                 kwargs["multiprocessing_context"] = "fork"
             kwargs["prefetch_factor"] = 4
+        a = self.accumulate
         loader = DataLoader(
             dataset,
-            batch_size=d.batch_size,
-            sampler=StreamSampler(d.batch_size, start_iter, self.rank, self.world),
+            batch_size=d.batch_size * a,  # one rank's a micro-batches (StreamSampler)
+            sampler=StreamSampler(d.batch_size, start_iter, self.rank, self.world, a),
             num_workers=d.num_workers,
             pin_memory=self.use_cuda,
             drop_last=True,
@@ -300,11 +310,38 @@ class Trainer:
             stage.opt_d.load_state_dict(saved["opt_d"])
             stage.sched_d.load_state_dict(saved["sched_d"])
         set_rng_state(saved["rng"])
+        self._keep_global_batch(saved)
         stage.iteration = stage.start_iteration = start_iter
         stage.elapsed_before = float(saved.get("elapsed_s", 0.0))
         stage.best_psnr = saved.get("best_psnr")
         if self.is_main:
             print(f"[{stage.name}] resumed from {ckpt_dir} at iteration {start_iter}")
+
+    @property
+    def global_batch(self) -> int:
+        """Samples per optimizer step over all ranks: batch_size * accumulate * world."""
+        return self.cfg.data.batch_size * self.accumulate * self.world
+
+    def _keep_global_batch(self, saved: dict[str, Any]) -> None:
+        """Resume a run on another world size with the same global batch (and so the same
+        sample stream, :class:`~esrgan_lab.data.paired.StreamSampler`): the number of
+        accumulated micro-batches makes up the difference."""
+        wanted = int(saved.get("global_batch", self.global_batch))
+        if wanted == self.global_batch:
+            return
+        per_step = self.cfg.data.batch_size * self.world
+        if wanted % per_step:
+            raise ConfigError(
+                f"the checkpoint was trained with a global batch of {wanted}; batch_size "
+                f"{self.cfg.data.batch_size} on {self.world} rank(s) cannot make it up: set "
+                "data.batch_size so that batch_size * world size divides it"
+            )
+        self.accumulate = wanted // per_step
+        if self.is_main:
+            print(
+                f"resuming a run of global batch {wanted} on {self.world} rank(s): "
+                f"{self.accumulate} micro-batches of {self.cfg.data.batch_size} per step"
+            )
 
     def _place(self, stage: _Stage) -> None:
         """Move models (and optimizer state) to the device; wrap them for DDP."""
@@ -390,6 +427,7 @@ class Trainer:
                 stage.losses,
                 d_train=stage.d_train,
                 autocast=autocast,
+                accumulate=self.accumulate,
             )
         return psnr_step(
             stage.g_train,
@@ -398,6 +436,7 @@ class Trainer:
             gt,
             pixel_weight=stage.cfg.pixel_weight,
             autocast=autocast,
+            accumulate=self.accumulate,
         )
 
     def _train_loop(self, stage: _Stage, index: int) -> dict[str, Any]:
@@ -519,6 +558,8 @@ class Trainer:
             "rng": rng_state(),
             "elapsed_s": stage.elapsed_before + seconds,
             "best_psnr": stage.best_psnr,
+            "global_batch": self.global_batch,
+            "world_size": self.world,
         }
         if stage.opt_d is not None:
             state["opt_d"] = stage.opt_d.state_dict()
@@ -564,7 +605,8 @@ class Trainer:
             "best_val_psnr_y": stage.best_psnr,
             "val_images": len(self._val_set) if self._val_set else 0,
             "world_size": self.world,
-            "global_batch": cfg.data.batch_size * self.world,
+            "accumulate": self.accumulate,
+            "global_batch": self.global_batch,
             "device": str(self.device)
             if not self.use_cuda
             else torch.cuda.get_device_name(self.device),

@@ -10,11 +10,13 @@ from torch.utils.data import DataLoader
 from esrgan_lab.data.degrade import bicubic_degrade
 from esrgan_lab.data.images import tensor_to_array
 from esrgan_lab.data.paired import (
+    FolderPatchDataset,
     ImagePair,
     PairedImageSet,
     PairedPatchDataset,
     StreamSampler,
     augment,
+    paired_files,
 )
 from esrgan_lab.data.sources import NamedImage
 from esrgan_lab.errors import DataError
@@ -107,6 +109,87 @@ def test_stream_sampler_shards_ranks_and_resumes() -> None:
     for i in range(5):  # the global batch of iteration i is the same
         assert sorted(r0[2 * i : 2 * i + 2] + r1[2 * i : 2 * i + 2]) == single[4 * i : 4 * i + 4]
     assert take(StreamSampler(4, start_iter=3), 8) == single[12:20]
+
+
+def test_stream_sampler_accumulation_is_world_size_invariant() -> None:
+    """Global batch 8 as 2 ranks x 2 micro-batches, 4 ranks x 1, or 1 rank x 4: the same
+    samples in every iteration, and the same micro-batches in the same order."""
+
+    def take(sampler, n):
+        it = iter(sampler)
+        return [next(it) for _ in range(n)]
+
+    iters = 3
+    one = take(StreamSampler(2, accumulate=4), 8 * iters)  # one process, 4 micro-batches
+    four = [take(StreamSampler(2, rank=r, world_size=4), 2 * iters) for r in range(4)]
+    two = [take(StreamSampler(2, rank=r, world_size=2, accumulate=2), 4 * iters) for r in (0, 1)]
+    for i in range(iters):
+        micro_one = [one[8 * i + 2 * k : 8 * i + 2 * k + 2] for k in range(4)]
+        assert micro_one == [four[r][2 * i : 2 * i + 2] for r in range(4)]
+        # rank r's micro-batch a is block a * W + r
+        blocks = {
+            a * 2 + r: two[r][4 * i + 2 * a : 4 * i + 2 * a + 2] for r in (0, 1) for a in (0, 1)
+        }
+        assert [blocks[j] for j in range(4)] == micro_one
+    # accumulate 1 is the stream the trainer has always used
+    assert take(StreamSampler(2, rank=1, world_size=2, accumulate=1), 6) == take(
+        StreamSampler(2, rank=1, world_size=2), 6
+    )
+
+
+def test_folder_dataset_streams_the_same_samples_as_in_memory(images, tmp_path) -> None:
+    """Read per sample from disk (GT only: degraded on read), the stream is the in-memory one."""
+    import cv2
+
+    files = []
+    for im in images:
+        files.append(tmp_path / f"{im.name}.png")
+        cv2.imwrite(str(files[-1]), im.image)
+    memory = PairedPatchDataset(images, scale=4, gt_size=32, seed=5)
+    disk = FolderPatchDataset(files, scale=4, gt_size=32, seed=5)
+    assert len(disk) == len(memory) and disk.names == memory.names
+    for position in (0, 1, 2, 7, 11):
+        a, b = memory[position], disk[position]
+        assert a["index"] == b["index"]
+        assert torch.equal(a["gt"], b["gt"]) and torch.equal(a["lq"], b["lq"])
+    # with paired LQ files (named <stem>x4 as in DIV2K), those are used as they are
+    lq_dir = tmp_path / "lq"
+    lq_dir.mkdir()
+    for im in images:
+        h, w = (s // 4 for s in im.image.shape[:2])
+        lq = cv2.resize(im.image[: 4 * h, : 4 * w], (w, h), interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(lq_dir / f"{im.name}x4.png"), lq)
+    gt_files, lq_files = paired_files([str(tmp_path)], [str(lq_dir)], 4)
+    assert [f.name for f in lq_files] == [f"{im.name}x4.png" for im in images]
+    paired = FolderPatchDataset(gt_files, scale=4, gt_size=32, seed=5, lq_files=lq_files)
+    gt, lq = paired.pair(0)
+    assert np.array_equal(lq, cv2.imread(str(lq_files[0])))
+    assert gt.shape[:2] == (lq.shape[0] * 4, lq.shape[1] * 4)
+    sample = paired[3]
+    assert sample["gt"].shape == (3, 32, 32) and sample["lq"].shape == (3, 8, 8)
+
+
+def test_folder_dataset_errors_name_the_file(images, tmp_path) -> None:
+    import cv2
+
+    small = tmp_path / "small.png"
+    cv2.imwrite(str(small), images[0].image[:20, :20])
+    with pytest.raises(DataError, match="small.png.*smaller than gt_size"):
+        FolderPatchDataset([small], scale=4, gt_size=32)[0]
+    big = tmp_path / "big.png"
+    cv2.imwrite(str(big), images[0].image)
+    wrong = tmp_path / "wrong.png"
+    cv2.imwrite(str(wrong), images[0].image[:10, :10])
+    with pytest.raises(DataError, match="wrong.png.*not the x4 LQ of big.png"):
+        FolderPatchDataset([big], scale=4, gt_size=32, lq_files=[wrong])[0]
+    with pytest.raises(DataError, match="1 LQ files for 2 GT files"):
+        FolderPatchDataset([big, small], scale=4, gt_size=32, lq_files=[wrong])
+    with pytest.raises(DataError, match="data.lazy reads files"):
+        paired_files(["sample:train"], [], 4)
+    (tmp_path / "lq").mkdir()
+    cv2.imwrite(str(tmp_path / "lq" / "other.png"), images[0].image[:10, :10])
+    with pytest.raises(DataError, match="no LQ image for big"):
+        paired_files([str(tmp_path)], [str(tmp_path / "lq")], 4)
 
 
 def test_augment_gives_the_eight_dihedral_transforms() -> None:

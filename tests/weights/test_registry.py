@@ -21,10 +21,14 @@ from esrgan_lab.weights.registry import (
     WeightsEntry,
     check_hash,
     download_file,
+    download_resumable,
     fetch_weights,
+    file_digest,
+    parse_digest,
     sha256_file,
 )
 from tests.helpers import make_tiny
+from tests.local_http import FileServer, closed_port
 
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 
@@ -224,3 +228,110 @@ def test_registry_entries_are_well_formed() -> None:
     assert REGISTRY["esrgan-x4-basicsr"].filename.endswith(
         f"-{REGISTRY['esrgan-x4-basicsr'].sha256}.pth"
     )
+
+
+# --- download_resumable: Range requests, md5 / sha256 / size checks -------------------------
+
+#: 200 kB, several read chunks, not a repeat of one chunk.
+_BIG = bytes((i * 7 + i // 256) % 256 for i in range(200_000))
+_MD5 = "md5:" + hashlib.md5(_BIG).hexdigest()
+_SHA = "sha256:" + hashlib.sha256(_BIG).hexdigest()
+
+
+@pytest.fixture
+def files(monkeypatch) -> Iterator[FileServer]:
+    for var in _PROXY_VARS:
+        monkeypatch.delenv(var, raising=False)
+    srv = FileServer({"/big.bin": _BIG})
+    yield srv
+    srv.close()
+
+
+def test_parse_digest() -> None:
+    assert parse_digest("MD5:" + "AB" * 16) == ("md5", "ab" * 16)
+    assert parse_digest(_SHA) == ("sha256", _SHA[7:])
+    for bad in ("ab" * 16, "md5:" + "ab" * 15, "sha1:" + "ab" * 20, "sha256:" + "zz" * 32):
+        with pytest.raises(ConfigError, match="bad checksum"):
+            parse_digest(bad)
+
+
+def test_resume_after_truncated_transfer(files, tmp_path) -> None:
+    dest = tmp_path / "dl" / "big.bin"
+    files.cut["/big.bin"] = 70_000
+    with pytest.raises(DownloadError, match="got 70000 of 200000 bytes.*run again to resume") as e:
+        download_resumable(f"{files.url}/big.bin", dest, digest=_MD5, progress=False)
+    assert "\n" not in str(e.value)
+    assert _files(dest.parent) == ["big.bin.part"]  # kept, never at dest
+    assert (
+        download_resumable(
+            f"{files.url}/big.bin", dest, size=len(_BIG), digest=_MD5, progress=False
+        )
+        == dest
+    )
+    assert dest.read_bytes() == _BIG and _files(dest.parent) == ["big.bin"]
+    assert files.requests == [("/big.bin", None), ("/big.bin", "bytes=70000-")]
+    assert file_digest(dest, "md5") == _MD5[4:]
+
+
+def test_server_ignoring_range_starts_over(files, tmp_path) -> None:
+    dest = tmp_path / "big.bin"
+    (tmp_path / "big.bin.part").write_bytes(b"x" * 5000)  # not even a prefix of the file
+    files.ignore_range.add("/big.bin")
+    download_resumable(f"{files.url}/big.bin", dest, digest=_SHA, progress=False)
+    assert dest.read_bytes() == _BIG and _files(tmp_path) == ["big.bin"]
+    assert files.requests == [("/big.bin", "bytes=5000-")]
+
+
+def test_complete_part_file_is_finished(files, tmp_path) -> None:
+    dest = tmp_path / "big.bin"
+    (tmp_path / "big.bin.part").write_bytes(_BIG)
+    # Size unknown: the Range request past the end gets 416, the part is whole.
+    download_resumable(f"{files.url}/big.bin", dest, digest=_SHA, progress=False)
+    assert dest.read_bytes() == _BIG and files.requests == [("/big.bin", "bytes=200000-")]
+    # Size known: no request at all.
+    (tmp_path / "big.bin.part").write_bytes(_BIG)
+    download_resumable(f"{files.url}/big.bin", dest, size=len(_BIG), digest=_MD5, progress=False)
+    assert len(files.requests) == 1 and _files(tmp_path) == ["big.bin"]
+
+
+@pytest.mark.parametrize(
+    ("size", "digest", "message"),
+    [
+        (None, "md5:" + "0" * 32, f"md5 mismatch, expected {'0' * 32}, got {_MD5[4:]}"),
+        (None, "sha256:" + "0" * 64, f"sha256 mismatch, expected {'0' * 64}, got {_SHA[7:]}"),
+        (len(_BIG) - 1, _MD5, f"size mismatch, expected {len(_BIG) - 1} bytes, got {len(_BIG)}"),
+    ],
+)
+def test_resumable_mismatch_removes_the_file(files, tmp_path, size, digest, message) -> None:
+    dest = tmp_path / "big.bin"
+    (tmp_path / "big.bin.part").write_bytes(_BIG[:1000])  # a resumed transfer, too
+    with pytest.raises(DownloadError) as info:
+        download_resumable(f"{files.url}/big.bin", dest, size=size, digest=digest, progress=False)
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert _files(tmp_path) == []
+
+
+def test_resumable_offline_and_404(files, tmp_path) -> None:
+    dest = tmp_path / "dl" / "big.bin"
+    url = f"http://127.0.0.1:{closed_port()}/big.bin"
+    with pytest.raises(DownloadError, match=r"cannot reach .*check the network") as info:
+        download_resumable(url, dest, digest=_MD5, progress=False)
+    assert "\n" not in str(info.value) and _files(dest.parent) == []
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        download_resumable(f"{files.url}/nothing.bin", dest, digest=_MD5, progress=False)
+    assert _files(dest.parent) == []
+
+
+def test_no_resume_leaves_nothing(files, tmp_path) -> None:
+    dest = tmp_path / "big.bin"
+    (tmp_path / "big.bin.part").write_bytes(b"stale")
+    files.cut["/big.bin"] = 1000
+    with pytest.raises(DownloadError, match="nothing was saved"):
+        download_resumable(f"{files.url}/big.bin", dest, digest=_MD5, resume=False, progress=False)
+    assert _files(tmp_path) == [] and files.requests == [("/big.bin", None)]
+
+
+def test_resumable_without_checksum_warns_with_sha256(files, tmp_path) -> None:
+    with pytest.warns(UserWarning, match=_SHA[7:]):
+        download_resumable(f"{files.url}/big.bin", tmp_path / "b.bin", progress=False)
+    assert (tmp_path / "b.bin").read_bytes() == _BIG
