@@ -10,8 +10,8 @@ Steps (each resumable; rerunning continues where the last one stopped):
    within :data:`PSNR_MARGIN_DB` of bicubic's.
 4. ``data/weights/``: the safetensors files (``lab-psnr-x4``, ``lab-gan-x4`` and the GAN
    stage's own output ``lab-gan-x4-raw``), their training logs and metrics, the
-   Set5/Set14 scores (standard protocol), a side-by-side figure, and the model cards,
-   all rendered from the measured values.
+   Set5/Set14 scores (standard protocol), a side-by-side figure, the model cards, all
+   rendered from the measured values, and reference outputs on a small stored input.
 
 Run as ``python tools/make_weights.py [--skip-training]``.
 """
@@ -34,6 +34,27 @@ RECIPES = (("lab", "psnr"), ("lab_gan", "gan"))
 PSNR_MARGIN_DB = 0.5
 ALPHAS = tuple(round(0.1 * k, 1) for k in range(11))
 TEST_SETS = ("Set5", "Set14")
+
+
+#: The stored reference input: a crop of scikit-image's astronaut (offline, in every install).
+REFERENCE_CROP = (slice(100, 132), slice(180, 220))
+
+
+def reference_outputs(names: tuple[str, ...] = ("lab-psnr-x4", "lab-gan-x4")) -> None:
+    """Store a small input and each shipped model's output on it (plain fp32 forward, as
+    scoring runs it): ``tests/weights/test_shipped.py`` checks the weights against them."""
+    import cv2
+
+    from esrgan_lab.data.samples import skimage_sample
+    from esrgan_lab.metrics.evaluate import run_model
+    from esrgan_lab.weights.loading import load_model
+
+    folder = WEIGHTS / "reference"
+    folder.mkdir(parents=True, exist_ok=True)
+    lq = skimage_sample("astronaut")[REFERENCE_CROP]
+    cv2.imwrite(str(folder / "astronaut_lq.png"), lq)
+    for name in names:
+        cv2.imwrite(str(folder / f"{name}_astronaut.png"), run_model(load_model(name), lq, 4))
 
 
 def train(name: str) -> None:
@@ -204,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         print(name, means)
     comparison_figure(WEIGHTS / "lab-gan-x4_comparison.png")
     write_cards(selection, scores)
+    reference_outputs()
     return 0
 
 
