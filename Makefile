@@ -80,8 +80,17 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Each benchmark writes benchmarks/results/<name>.json; the README's benchmark section is then
+# rendered from those files (tools/bench_readme.py), naming the machine they ran on.
+RESULTS := benchmarks/results
 bench: $(STAMP)
-	for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+	$(BIN)/python benchmarks/bench_int8.py --json $(RESULTS)/bench_int8.json
+	$(BIN)/python benchmarks/bench_upscale.py --sizes 128 --json $(RESULTS)/bench_upscale.json
+	$(BIN)/python benchmarks/bench_training.py --out $(RESULTS)
+	$(BIN)/python benchmarks/bench_ddp_data.py --json $(RESULTS)/bench_ddp_data.json
+	$(BIN)/python benchmarks/bench_precision.py --json $(RESULTS)/bench_precision.json
+	$(BIN)/python benchmarks/bench_ssim.py
+	$(BIN)/python tools/bench_readme.py
 
 # The shipped weights: PSNR stage, then GAN stage, then the model cards' scores (resumable:
 # an interrupted run continues where its last checkpoint left it).
