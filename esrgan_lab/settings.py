@@ -33,13 +33,26 @@ def data_dir() -> Path | None:
     return path if path.is_dir() else None
 
 
+#: Folders of the benchmark sets as ``esrgan-lab datasets download benchmark`` unpacks them
+#: (EDSR's archive), looked up when ``$ESRGAN_LAB_DATA/<name>`` does not exist.
+BENCHMARK_LAYOUT = {
+    "Set5": "benchmark/Set5/HR",
+    "Set14": "benchmark/Set14/HR",
+    "BSD100": "benchmark/B100/HR",
+    "Urban100": "benchmark/Urban100/HR",
+}
+
+
 def dataset_dir(name: str) -> Path | None:
-    """``$ESRGAN_LAB_DATA/<name>`` if it exists (e.g. ``"Set5"``), else ``None``."""
+    """``$ESRGAN_LAB_DATA/<name>`` if it exists (e.g. ``"Set5"``), else the set's folder in
+    the downloaded benchmark archive (:data:`BENCHMARK_LAYOUT`), else ``None``."""
     root = data_dir()
     if root is None:
         return None
-    path = root / name
-    return path if path.is_dir() else None
+    for path in (root / name, root / BENCHMARK_LAYOUT.get(name, name)):
+        if path.is_dir():
+            return path
+    return None
 
 
 def weights_dir() -> Path:

@@ -104,7 +104,7 @@ def run_info(args: argparse.Namespace) -> int:
         print(f"manual download: {entry.instructions}")
     for a in entry.archives:
         print(f"archive: {a.url}" + (" (with --with-lq)" if a.part != "hr" else ""))
-        print(f"  size: {a.size if a.size is not None else 'not published'} bytes")
+        print(f"  size: {f'{a.size} bytes' if a.size is not None else 'not published'}")
         print(f"  checksum: {a.digest or 'not published'}")
         print(f"  saved as: {shown / DOWNLOADS / a.filename} (may be deleted once unpacked)")
         print(f"  unpacks to: {shown / a.folder}")
@@ -115,7 +115,7 @@ def run_info(args: argparse.Namespace) -> int:
         print(f"get it: esrgan-lab datasets download {entry.name}")
     sets = [d.name for d in CATALOG.values() if d.hr_folder.startswith(entry.hr_folder + "/")]
     if entry.role == "train":
-        print(f"next: esrgan-lab prepare-data {hr} {shown / 'DF2K_sub'} {_PREPARE}")
+        print(f"next: esrgan-lab prepare-data {hr} {shown / 'DF2K_OST_sub'} {_PREPARE}")
     elif sets:
         print(f"holds the sets: {', '.join(sets)} (see 'esrgan-lab datasets info NAME')")
     else:

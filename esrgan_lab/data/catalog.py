@@ -98,8 +98,12 @@ class Dataset:
         return None if not sizes or None in sizes else sum(s for s in sizes if s is not None)
 
     def is_present(self, root: str | os.PathLike[str]) -> bool:
-        """Whether its HR images are in place under ``root`` (a folder check)."""
+        """Whether its HR images are in place under ``root`` (a folder check): where the
+        download puts them, or (a test set) in ``root/<title>`` as evaluation looks it up."""
         root = Path(root)
+        own = root / self.title
+        if self.role == "test" and own.is_dir() and any(own.iterdir()):
+            return True
         folders = [root / a.folder for a in self.archives_for()] + [root / self.hr_folder]
         return all(f.is_dir() for f in folders) and any((root / self.hr_folder).iterdir())
 

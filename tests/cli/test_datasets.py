@@ -124,7 +124,7 @@ def test_info(root, capsys) -> None:
     assert f"HR images: {root / 'DIV2K_train_HR'} (absent)" in out
     assert "esrgan-lab datasets download div2k" in out
     assert (
-        f"next: esrgan-lab prepare-data {root / 'DIV2K_train_HR'} {root / 'DF2K_sub'} "
+        f"next: esrgan-lab prepare-data {root / 'DIV2K_train_HR'} {root / 'DF2K_OST_sub'} "
         "--crop 480 --step 240"
     ) in out
     assert main(["datasets", "info", "BSD100"]) == 0

@@ -267,3 +267,21 @@ def test_catalog_is_well_formed() -> None:
     assert [a.folder for a in div2k.archives_for()] == ["DIV2K_train_HR", "DIV2K_valid_HR"]
     assert len(div2k.archives_for(("hr", "lq"))) == 4 and div2k.size() is None
     assert get_dataset("Set5") is CATALOG["set5"]
+
+
+def test_benchmark_sets_are_found_by_name_where_the_download_puts_them(tmp_path, monkeypatch):
+    """``--dataset BSD100`` finds the downloaded archive's B100/HR; a set in
+    ``$ESRGAN_LAB_DATA/<title>`` (as the shared data keeps Set5) counts as present."""
+    from esrgan_lab.settings import dataset_dir
+
+    monkeypatch.setenv("ESRGAN_LAB_DATA", str(tmp_path))
+    assert dataset_dir("BSD100") is None and not get_dataset("bsd100").is_present(tmp_path)
+    hr = tmp_path / "benchmark" / "B100" / "HR"
+    hr.mkdir(parents=True)
+    (hr / "3096.png").write_bytes(b"")
+    assert dataset_dir("BSD100") == hr
+    own = tmp_path / "Set5"
+    own.mkdir()
+    (own / "baby.png").write_bytes(b"")
+    assert dataset_dir("Set5") == own and get_dataset("set5").is_present(tmp_path)
+    assert not get_dataset("div2k").is_present(tmp_path)
