@@ -46,6 +46,42 @@ IR_NAME = "model.xml"
 _INFO = "esrgan_lab"
 
 
+@contextlib.contextmanager
+def keep_sigaltstack() -> Any:
+    """Give the calling thread back its signal stack after OpenVINO compiles a model.
+
+    OpenVINO's CPU plugin (2024-2025 releases) installs an alternate signal stack of its own
+    on the thread that compiles a model and puts back the one it found when that model is
+    freed. Two models freed in the order they were made leave the thread pointing at the
+    first model's freed stack, and the next signal with a handler (torch's DataLoader
+    installs one for SIGCHLD, so any subprocess ends it) kills the process with SIGSEGV.
+    Restoring the stack right after each compile keeps that chain empty. No-op off Linux.
+    """
+    import ctypes
+
+    class _Stack(ctypes.Structure):
+        _fields_ = [
+            ("ss_sp", ctypes.c_void_p),
+            ("ss_flags", ctypes.c_int),
+            ("ss_size", ctypes.c_size_t),
+        ]
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        sigaltstack = libc.sigaltstack
+    except (OSError, AttributeError):
+        yield
+        return
+    saved = _Stack()
+    if sigaltstack(None, ctypes.byref(saved)) != 0:
+        yield
+        return
+    try:
+        yield
+    finally:
+        sigaltstack(ctypes.byref(saved), None)
+
+
 def _ov() -> Any:
     try:
         import openvino
@@ -168,7 +204,10 @@ def quantize_int8(
     level = nncf.common.logging.nncf_logger.level
     nncf.set_log_level(logging.WARNING)
     try:
-        with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
+        with (
+            contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext(),
+            keep_sigaltstack(),
+        ):
             quantized = nncf.quantize(
                 model,
                 dataset,
@@ -231,7 +270,8 @@ class OpenVinoModel:
         }
         if precision:
             config["INFERENCE_PRECISION_HINT"] = precision
-        self.compiled = core.compile_model(model, "CPU", config)
+        with keep_sigaltstack():
+            self.compiled = core.compile_model(model, "CPU", config)
         self.request = self.compiled.create_infer_request()
         cfg = json.loads(self.metadata.get("config", "{}"))
         self.scale = int(cfg.get("scale", 4))

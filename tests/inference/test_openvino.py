@@ -125,3 +125,38 @@ def test_quantize_needs_calibration_data(files, tmp_path):
     with pytest.raises(ConfigError, match="empty"):
         ov_engine.quantize_int8(files["onnx"], tmp_path / "q", [])
     assert not (tmp_path / "q").exists()
+
+
+def _signal_stack() -> tuple[int, int]:
+    import ctypes
+
+    class Stack(ctypes.Structure):
+        _fields_ = [("sp", ctypes.c_void_p), ("flags", ctypes.c_int), ("size", ctypes.c_size_t)]
+
+    cur = Stack()
+    assert ctypes.CDLL(None).sigaltstack(None, ctypes.byref(cur)) == 0
+    return cur.sp or 0, cur.size
+
+
+def test_models_freed_in_creation_order_leave_the_signal_stack_alone(files) -> None:
+    """OpenVINO swaps in a signal stack per compiled model; freeing two models in creation
+    order used to leave the thread on a freed stack, and the next SIGCHLD (a subprocess
+    after a DataLoader with workers) killed the test run with SIGSEGV."""
+    import gc
+    import signal
+    import subprocess
+
+    before = _signal_stack()
+    first = ov_engine.OpenVinoModel(files["fp32"], threads=1)
+    second = ov_engine.OpenVinoModel(files["fp32"], threads=1)
+    assert _signal_stack() == before
+    del first
+    gc.collect()
+    del second
+    gc.collect()
+    assert _signal_stack() == before
+    old = signal.signal(signal.SIGCHLD, lambda *_: None)
+    try:
+        assert subprocess.run(["true"]).returncode == 0
+    finally:
+        signal.signal(signal.SIGCHLD, old)
