@@ -4,8 +4,9 @@
 #   make lab                JupyterLab on 127.0.0.1 with the project's kernel
 #   make screenshots        docs/screenshots/*.png of the widgets, from a real browser
 #   make bench              the benchmarks in benchmarks/
-#   make weights            retrain the shipped weights on this CPU (configs/lab*.yaml, ~4 h)
-#   make experiments [NAME=...]  rerun the stored experiments (data/experiments/, hours)
+#   make weights            retrain the shipped weights on this CPU (configs/lab*.yaml, ~3 h)
+#   make experiments [NAME=...]  rerun the stored experiments (data/experiments/, hours;
+#                                SIZE=quick: a shrunk version in minutes)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -99,7 +100,7 @@ weights: $(STAMP)
 
 NAME ?=
 experiments: $(STAMP)
-	$(BIN)/python tools/experiments.py run $(NAME)
+	$(BIN)/python tools/experiments.py run $(if $(SIZE),--size $(SIZE),) $(NAME)
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

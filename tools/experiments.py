@@ -7,6 +7,7 @@ then written to ``data/experiments/<name>`` with provenance
 (:mod:`esrgan_lab.lab.experiments`).
 
     python tools/experiments.py run [NAME ...]     # default: all, in order
+    python tools/experiments.py run --size quick NAME   # the params file's `quick` overrides
     python tools/experiments.py list
 """
 
@@ -31,15 +32,25 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
 }
 
 
-def run(name: str) -> None:
+def study_params(notebook: str, size: str) -> dict:
+    """The study's parameters at ``size``: ``study``, or ``study`` updated by ``quick``."""
+    params = notebook_params(notebook)
+    out = dict(params["study"])
+    if size == "quick":
+        out.update(params.get("quick", {}))
+    return out
+
+
+def run(name: str, size: str = "full") -> None:
     notebook, target = EXPERIMENTS[name]
     module, func = target.split(":")
     study = getattr(importlib.import_module(module), func)
-    params = notebook_params(notebook)["study"]
+    params = study_params(notebook, size)
     torch.set_num_threads(int(params.get("threads", 2)))
     print(f"== {name}: {notebook} study, params {params}", flush=True)
     start = time.time()
-    results, images = study(params, REPO_ROOT / "runs" / "experiments" / name, progress=True)
+    folder = REPO_ROOT / "runs" / "experiments" / (name if size == "full" else f"{name}_{size}")
+    results, images = study(params, folder, progress=True)
     prov = provenance()
     prov.update(
         {
@@ -47,7 +58,9 @@ def run(name: str) -> None:
             "notebook": notebook,
             "wall_seconds": round(time.time() - start, 1),
             "precision": "fp32 (channels_last); bf16 only where native",
-            "command": f"make experiments NAME={name}",
+            "size": size,
+            "command": f"make experiments NAME={name}"
+            + ("" if size == "full" else f" SIZE={size}"),
         }
     )
     art = save(EXPERIMENTS_DIR / name, params, results, prov, images)
@@ -59,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     run_p = sub.add_parser("run", help="run experiments and write their artifacts")
     run_p.add_argument("names", nargs="*", choices=[[], *EXPERIMENTS], default=[])
+    run_p.add_argument(
+        "--size",
+        choices=("full", "quick"),
+        default="full",
+        help="full: the params file's `study`; quick: with its `quick` overrides (minutes)",
+    )
     sub.add_parser("list", help="list the experiments")
     args = parser.parse_args(argv)
     if args.cmd == "list":
@@ -66,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<14} {notebook:<26} {target}")
         return 0
     for name in args.names or list(EXPERIMENTS):
-        run(name)
+        run(name, args.size)
     return 0
 
 

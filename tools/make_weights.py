@@ -34,6 +34,7 @@ RECIPES = (("lab", "psnr"), ("lab_gan", "gan"))
 PSNR_MARGIN_DB = 0.5
 ALPHAS = tuple(round(0.1 * k, 1) for k in range(11))
 TEST_SETS = ("Set5", "Set14")
+MODELS = ("bicubic", "lab-psnr-x4", "lab-gan-x4")
 
 
 #: The stored reference input: a crop of scikit-image's astronaut (offline, in every install).
@@ -177,6 +178,76 @@ def write_cards(selection: dict, scores: dict[str, dict]) -> None:
         (WEIGHTS / f"{name}.md").write_text("\n".join(lines) + "\n")
 
 
+def _cell(report: dict, key: str) -> str:
+    m = report["mean"][key]
+    niqe = "-" if m.get("niqe") is None else f"{m['niqe']:.3f} ({m['niqe_median']:.3f})"
+    return f"{m['psnr']:.3f} / {m['ssim']:.4f} / {niqe}"
+
+
+def readme_section() -> str:
+    """The README's weights table, rendered from the stored scores and training metrics."""
+    runs = WEIGHTS / "runs"
+    scores = {n: json.loads((runs / f"eval_{n}.json").read_text()) for n in MODELS}
+    psnr = json.loads((runs / "lab" / "metrics.json").read_text())["psnr"]
+    gan = json.loads((runs / "lab_gan" / "metrics.json").read_text())["gan"]
+    alpha = json.loads((runs / "lab_gan" / "interpolation.json").read_text())["alpha"]
+    prov = psnr["provenance"]
+    m = psnr["model"]
+    arch = f"RRDBNet nf {m['num_feat']}, nb {m['num_block']}, gc {m['num_grow_ch']}"
+    rows = {
+        "bicubic": ("", ""),
+        "`lab-psnr-x4`": (
+            f"{arch} ({psnr['num_params_g']:,} params)",
+            f"L1, {psnr['iterations']:,} it of batch {psnr['global_batch']}, "
+            f"{psnr['train_seconds_total'] / 60:.0f} min",
+        ),
+        "`lab-gan-x4`": (
+            "same",
+            f"stage 2 from it, {gan['iterations']:,} it, "
+            f"{gan['train_seconds_total'] / 60:.0f} min, `{gan['perceptual_backbone']}` "
+            f"perceptual + {gan['gan_type']} + L1; network interpolation alpha {alpha}",
+        ),
+    }
+    lines = [
+        f"Trained by `make weights` on {prov['cpu']} ({prov['cpu_count']} cores, "
+        f"{prov['cpu_capability']}), torch {prov['torch']}, commit `{prov['commit'][:10]}`.",
+        "Y-PSNR / SSIM / NIQE mean (median), standard protocol; Set5 and Set14 are never "
+        "trained or validated on.",
+        "",
+        "| name | model | training | Set5 | Set14 |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for (label, (model, training)), name in zip(rows.items(), MODELS, strict=True):
+        rep = scores[name]
+        lines.append(
+            f"| {label} | {model} | {training} | {_cell(rep, 'Set5')} | {_cell(rep, 'Set14')} |"
+        )
+    paper = runs / "paper_psnr"
+    if (paper / "eval_set5_set14.json").exists():
+        rep = json.loads((paper / "eval_set5_set14.json").read_text())
+        met = json.loads((paper / "metrics.json").read_text())["psnr"]
+        lines.append(
+            f"| 23-block, paper recipe (not shipped: {met['num_params_g'] * 4 / 1e6:.0f} MB) | "
+            "RRDBNet nf 64, nb 23, gc 32 | "
+            f"L1, batch {met['global_batch']}, {met['iterations']:,} it, "
+            f"{met['train_seconds_total']:.0f} s on {met['device']} | {_cell(rep, 'Set5')} | "
+            f"{_cell(rep, 'Set14')} |"
+        )
+    return "\n".join(lines)
+
+
+def update_readme() -> None:
+    """Replace the text between the README's weights markers (atomic write)."""
+    from esrgan_lab.fileio import atomic_write_text
+
+    readme = REPO_ROOT / "README.md"
+    text = readme.read_text()
+    begin, end = "<!-- weights:begin -->", "<!-- weights:end -->"
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    atomic_write_text(readme, f"{head}{begin}\n{readme_section()}\n{end}{tail}")
+
+
 def main(argv: list[str] | None = None) -> int:
     import yaml
 
@@ -185,7 +256,13 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-training", action="store_true", help="use the runs on disk")
+    parser.add_argument(
+        "--readme-only", action="store_true", help="only re-render the README's weights table"
+    )
     args = parser.parse_args(argv)
+    if args.readme_only:
+        update_readme()
+        return 0
     if not args.skip_training:
         for name, _ in RECIPES:
             train(name)
@@ -226,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     comparison_figure(WEIGHTS / "lab-gan-x4_comparison.png")
     write_cards(selection, scores)
     reference_outputs()
+    update_readme()
     return 0
 
 

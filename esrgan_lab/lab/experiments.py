@@ -59,6 +59,17 @@ class Artifact:
         names = self.results["gallery"]["names"]
         return {label: self.image(f"gallery_{key}") for key, label in names.items()}
 
+    def size_note(self) -> str:
+        """Which size this artifact was run at, in words, from its provenance."""
+        name = self.provenance.get("experiment", self.folder.name)
+        size = self.provenance.get("size", "full")
+        if size == "full":
+            return "full size: the params file's `study`"
+        return (
+            f"{size} size: a shrunk version (the params file's `{size}` overrides), not the "
+            f"study's full size, which `make experiments NAME={name}` runs"
+        )
+
     def image(self, name: str) -> np.ndarray:
         """A stored sample image (uint8 BGR)."""
         from ..data.images import read_image
