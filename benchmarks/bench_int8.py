@@ -103,30 +103,52 @@ class Bf16Numerics(nn.Module):
         return self.model(x)
 
 
-def build_paths(model: nn.Module, folder: Path, calibration: list[np.ndarray]) -> dict:
-    """Every precision of ``model``: name -> (callable on uint8 BGR for scoring, compiled
-    object or module for timing, seconds it took to build)."""
+#: Every path :func:`build_paths` can build; ``ORT fp32`` is the reference and always built.
+PATHS = (
+    "ORT fp32",
+    "torch fp32",
+    "OpenVINO fp32",
+    "OpenVINO int8",
+    "ORT int8 QDQ",
+    "bf16 (numerics)",
+)
+
+
+def build_paths(
+    model: nn.Module,
+    folder: Path,
+    calibration: list[np.ndarray],
+    only: tuple[str, ...] = PATHS,
+) -> dict:
+    """The precisions of ``model`` named in ``only``: name -> (callable on uint8 BGR for
+    scoring, compiled object or module for timing, seconds it took to build)."""
     onnx_path = folder / "fp32.onnx"
     export_onnx(model, onnx_path)
     paths: dict[str, tuple[Any, float]] = {}
     paths["ORT fp32"] = (OnnxModel(onnx_path, threads=torch.get_num_threads()), 0.0)
-    paths["torch fp32"] = (prepare_model(model, "cpu", torch.float32), 0.0)
-    save_ir(convert_onnx(onnx_path), folder / "ov_fp32", {"precision": "fp32"})
-    paths["OpenVINO fp32"] = (OpenVinoModel(folder / "ov_fp32"), 0.0)
-    from esrgan_lab.inference.openvino import quantize_int8 as ov_quantize
+    if "torch fp32" in only:
+        paths["torch fp32"] = (prepare_model(model, "cpu", torch.float32), 0.0)
+    if "OpenVINO fp32" in only:
+        save_ir(convert_onnx(onnx_path), folder / "ov_fp32", {"precision": "fp32"})
+        paths["OpenVINO fp32"] = (OpenVinoModel(folder / "ov_fp32"), 0.0)
+    if "OpenVINO int8" in only:
+        from esrgan_lab.inference.openvino import quantize_int8 as ov_quantize
 
-    start = time.perf_counter()
-    ov_quantize(onnx_path, folder / "ov_int8", calibration, quiet=True)
-    paths["OpenVINO int8"] = (OpenVinoModel(folder / "ov_int8"), time.perf_counter() - start)
-    from esrgan_lab.inference.int8 import ImageCalibrationReader
+        start = time.perf_counter()
+        ov_quantize(onnx_path, folder / "ov_int8", calibration, quiet=True)
+        seconds = time.perf_counter() - start
+        paths["OpenVINO int8"] = (OpenVinoModel(folder / "ov_int8"), seconds)
+    if "ORT int8 QDQ" in only:
+        from esrgan_lab.inference.int8 import ImageCalibrationReader
 
-    start = time.perf_counter()
-    quantize_int8(onnx_path, folder / "qdq.onnx", ImageCalibrationReader(calibration))
-    paths["ORT int8 QDQ"] = (
-        OnnxModel(folder / "qdq.onnx", threads=torch.get_num_threads()),
-        time.perf_counter() - start,
-    )
-    paths["bf16 (numerics)"] = (Bf16Numerics(model).eval(), 0.0)
+        start = time.perf_counter()
+        quantize_int8(onnx_path, folder / "qdq.onnx", ImageCalibrationReader(calibration))
+        paths["ORT int8 QDQ"] = (
+            OnnxModel(folder / "qdq.onnx", threads=torch.get_num_threads()),
+            time.perf_counter() - start,
+        )
+    if "bf16 (numerics)" in only:
+        paths["bf16 (numerics)"] = (Bf16Numerics(model).eval(), 0.0)
     return paths
 
 
@@ -302,7 +324,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=8, help="calibration images")
     p.add_argument("--patch", type=int, default=64, help="calibration crop side (LQ px)")
     p.add_argument("--json", type=Path, default=RESULTS)
+    p.add_argument(
+        "--paths", nargs="+", choices=PATHS, default=list(PATHS), help="paths to build and time"
+    )
+    p.add_argument("--no-cli", action="store_true", help="skip the fresh-process CLI runs")
     args = p.parse_args(argv)
+    only = tuple(args.paths)
     threads = int(os.environ.get("ESRGAN_LAB_THREADS", "2"))
     torch.set_num_threads(threads)
     datasets = ["Set5"] if args.quick else ["Set5", "Set14"]
@@ -325,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         print(f"23-block model: {label}", flush=True)
-        paths = build_paths(model, folder / "full", calibration)
+        paths = build_paths(model, folder / "full", calibration, only)
         bf16 = None
         if native_bf16(torch.device("cpu")):
             bf16 = prepare_model(model, "cpu", torch.bfloat16)
@@ -341,9 +368,10 @@ def main(argv: list[str] | None = None) -> int:
             rows += accuracy("23-block", paths, datasets)
         for name in args.small:
             small = load_model(name).eval()
-            rows += accuracy(name, build_paths(small, folder / name, calibration), datasets)
+            rows += accuracy(name, build_paths(small, folder / name, calibration, only), datasets)
         results["accuracy"] = rows
-        if not args.quick:
+        results["paths"] = list(paths)
+        if not args.quick and not args.no_cli:
             print("esrgan-lab commands (fresh processes):", flush=True)
             onnx_path = folder / "full" / "fp32.onnx"
             # The memory run first: ru_maxrss of children is a running maximum.

@@ -66,11 +66,16 @@ def int8_tables(r: dict[str, Any]) -> list[str]:
             cells.append(f"{row['seconds']:.2f} s, {row['vs_ort_fp32']:.2f}x" if row else "-")
         out.append(f"| {path} | " + " | ".join(cells) + " |")
     if not r.get("native_bf16"):
+        bf16_scored = "bf16 (numerics)" in r.get("paths", ["bf16 (numerics)"])
         out += [
             "",
             "bf16 is not timed: this CPU computes bf16 by emulation (hundreds of times "
-            "slower than fp32); its accuracy is measured below with the same rounding.",
+            "slower than fp32)"
+            + ("; its accuracy is measured below with the same rounding." if bf16_scored else "."),
         ]
+    built = r.get("paths")
+    if built:
+        out += ["", f"Paths built in this run: {', '.join(built)}."]
     if 512 not in sizes:
         out += ["", "(512 px not run: `--quick`.)"]
     acc = r.get("accuracy", [])
