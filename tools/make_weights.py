@@ -122,6 +122,7 @@ def comparison_figure(target: Path) -> None:
     panels["ground truth"] = pair.gt
     fig = comparison_grid(panels, [(40, 20, 120, 120), (300, 280, 120, 120)], panel_size=2.6)
     fig.suptitle("Set14 baboon, x4: fur (top box) and whiskers (bottom box)", fontsize=10)
+    fig.subplots_adjust(top=0.92)
     savefig(fig, target.stem, directory=target.parent)
 
 
