@@ -126,9 +126,18 @@ def comparison_figure(target: Path) -> None:
     savefig(fig, target.stem, directory=target.parent)
 
 
-def card_row(report: dict, key: str) -> str:
+def score_cell(report: dict, key: str, median_label: str = "") -> str:
+    """``PSNR / SSIM / NIQE mean (median)`` of one set of an evaluation report."""
     m = report["mean"][key]
-    return f"{m['psnr']:.3f} / {m['ssim']:.4f} / {m['niqe']:.3f} (median {m['niqe_median']:.3f})"
+    if m.get("niqe") is None:
+        niqe = "-"
+    else:
+        niqe = f"{m['niqe']:.3f} ({median_label}{m['niqe_median']:.3f})"
+    return f"{m['psnr']:.3f} / {m['ssim']:.4f} / {niqe}"
+
+
+def card_row(report: dict, key: str) -> str:
+    return score_cell(report, key, "median ")
 
 
 def write_cards(selection: dict, scores: dict[str, dict]) -> None:
@@ -179,12 +188,6 @@ def write_cards(selection: dict, scores: dict[str, dict]) -> None:
         (WEIGHTS / f"{name}.md").write_text("\n".join(lines) + "\n")
 
 
-def _cell(report: dict, key: str) -> str:
-    m = report["mean"][key]
-    niqe = "-" if m.get("niqe") is None else f"{m['niqe']:.3f} ({m['niqe_median']:.3f})"
-    return f"{m['psnr']:.3f} / {m['ssim']:.4f} / {niqe}"
-
-
 def readme_section() -> str:
     """The README's weights table, rendered from the stored scores and training metrics."""
     runs = WEIGHTS / "runs"
@@ -221,7 +224,8 @@ def readme_section() -> str:
     for (label, (model, training)), name in zip(rows.items(), MODELS, strict=True):
         rep = scores[name]
         lines.append(
-            f"| {label} | {model} | {training} | {_cell(rep, 'Set5')} | {_cell(rep, 'Set14')} |"
+            f"| {label} | {model} | {training} | {score_cell(rep, 'Set5')} | "
+            f"{score_cell(rep, 'Set14')} |"
         )
     paper = runs / "paper_psnr"
     if (paper / "eval_set5_set14.json").exists():
@@ -231,8 +235,8 @@ def readme_section() -> str:
             f"| 23-block, paper recipe (not shipped: {met['num_params_g'] * 4 / 1e6:.0f} MB) | "
             "RRDBNet nf 64, nb 23, gc 32 | "
             f"L1, batch {met['global_batch']}, {met['iterations']:,} it, "
-            f"{met['train_seconds_total']:.0f} s on {met['device']} | {_cell(rep, 'Set5')} | "
-            f"{_cell(rep, 'Set14')} |"
+            f"{met['train_seconds_total']:.0f} s on {met['device']} | {score_cell(rep, 'Set5')} | "
+            f"{score_cell(rep, 'Set14')} |"
         )
     return "\n".join(lines)
 
