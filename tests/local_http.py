@@ -15,6 +15,8 @@ import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from esrgan_lab.data.catalog import Archive, Dataset
+
 #: Proxy variables a test removes so that urllib talks to 127.0.0.1 directly.
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 
@@ -115,3 +117,19 @@ def make_tar(members: dict[str, bytes], links: dict[str, str] | None = None) -> 
             info.type, info.linkname = tarfile.SYMTYPE, target
             tf.addfile(info)
     return buffer.getvalue()
+
+
+def fake_dataset(
+    name: str, archives: tuple[Archive, ...], *, hr_folder: str, role: str = "train"
+) -> Dataset:
+    """A catalog entry for the files a test serves (title = ``name`` capitalised)."""
+    return Dataset(
+        name=name,
+        title=name.capitalize(),
+        description=f"test entry {name}",
+        role=role,
+        hr_folder=hr_folder,
+        homepage="http://example.invalid/",
+        citation="nobody",
+        archives=archives,
+    )

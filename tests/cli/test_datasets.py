@@ -10,22 +10,14 @@ import pytest
 
 from esrgan_lab.cli import main
 from esrgan_lab.data.catalog import CATALOG, Archive, Dataset
-from tests.local_http import PROXY_VARS, FileServer, closed_port, make_zip
+from tests.local_http import PROXY_VARS, FileServer, closed_port, fake_dataset, make_zip
 
 ZIP = make_zip({f"Tiny_HR/{i:04d}.png": bytes([i]) * 2000 for i in range(1, 3)})
 
 
 def _tiny(url: str, digest: str) -> Dataset:
-    return Dataset(
-        name="tiny",
-        title="Tiny",
-        description="2 test images",
-        role="train",
-        hr_folder="Tiny_HR",
-        homepage="http://example.invalid/",
-        citation="nobody",
-        archives=(Archive(f"{url}/tiny.zip", "tiny.zip", "Tiny_HR", len(ZIP), digest),),
-    )
+    archive = Archive(f"{url}/tiny.zip", "tiny.zip", "Tiny_HR", len(ZIP), digest)
+    return fake_dataset("tiny", (archive,), hr_folder="Tiny_HR")
 
 
 @pytest.fixture

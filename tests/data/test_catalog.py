@@ -19,7 +19,14 @@ from esrgan_lab.data.catalog import (
 )
 from esrgan_lab.errors import ConfigError, DataError, DownloadError
 from esrgan_lab.weights.registry import DIGEST_LENGTHS, parse_digest
-from tests.local_http import PROXY_VARS, FileServer, closed_port, make_tar, make_zip
+from tests.local_http import (
+    PROXY_VARS,
+    FileServer,
+    closed_port,
+    fake_dataset,
+    make_tar,
+    make_zip,
+)
 
 ZIP = make_zip({f"Tiny_HR/{i:04d}.png": bytes([i]) * 3000 for i in range(1, 4)})
 LQ_ZIP = make_zip({f"Tiny_LR_bicubic/X4/{i:04d}x4.png": bytes([i]) * 200 for i in range(1, 4)})
@@ -50,25 +57,11 @@ def server(monkeypatch) -> Iterator[FileServer]:
 
 
 def _tiny(url: str, digest: str | None = None) -> Dataset:
-    return Dataset(
-        name="tiny",
-        title="Tiny",
-        description="3 test images",
-        role="train",
-        hr_folder="Tiny_HR",
-        homepage="http://example.invalid/",
-        citation="nobody",
-        archives=(
-            Archive(f"{url}/tiny.zip", "tiny.zip", "Tiny_HR", len(ZIP), digest or md5(ZIP)),
-            Archive(
-                f"{url}/tiny_lq.zip",
-                "tiny_lq.zip",
-                "Tiny_LR_bicubic/X4",
-                digest=md5(LQ_ZIP),
-                part="lq",
-            ),
-        ),
+    hr = Archive(f"{url}/tiny.zip", "tiny.zip", "Tiny_HR", len(ZIP), digest or md5(ZIP))
+    lq = Archive(
+        f"{url}/tiny_lq.zip", "tiny_lq.zip", "Tiny_LR_bicubic/X4", digest=md5(LQ_ZIP), part="lq"
     )
+    return fake_dataset("tiny", (hr, lq), hr_folder="Tiny_HR")
 
 
 @pytest.fixture
@@ -76,17 +69,8 @@ def catalog(server, monkeypatch) -> FileServer:
     """Test entries ``tiny`` (zip, optional LQ zip) and ``seta``/``setb`` (one tar)."""
     bench = Archive(f"{server.url}/bench.tar", "bench.tar", "bench", len(TAR), sha256(TAR))
     monkeypatch.setitem(CATALOG, "tiny", _tiny(server.url))
-    for name, title in (("seta", "SetA"), ("setb", "SetB")):
-        entry = Dataset(
-            name=name,
-            title=title,
-            description="1 image",
-            role="test",
-            hr_folder=f"bench/{title}/HR",
-            homepage="http://example.invalid/",
-            citation="nobody",
-            archives=(bench,),
-        )
+    for name, folder in (("seta", "bench/SetA/HR"), ("setb", "bench/SetB/HR")):
+        entry = fake_dataset(name, (bench,), hr_folder=folder, role="test")
         monkeypatch.setitem(CATALOG, name, entry)
     return server
 
