@@ -195,26 +195,32 @@ def readme_section() -> str:
     psnr = json.loads((runs / "lab" / "metrics.json").read_text())["psnr"]
     gan = json.loads((runs / "lab_gan" / "metrics.json").read_text())["gan"]
     alpha = json.loads((runs / "lab_gan" / "interpolation.json").read_text())["alpha"]
-    prov = psnr["provenance"]
     m = psnr["model"]
+
+    def machine(stage: dict) -> str:
+        prov = stage["provenance"]
+        return f"{prov['cpu']} ({prov['cpu_capability']}, amp {stage['amp']})"
+
     arch = f"RRDBNet nf {m['num_feat']}, nb {m['num_block']}, gc {m['num_grow_ch']}"
     rows = {
         "bicubic": ("", ""),
         "`lab-psnr-x4`": (
             f"{arch} ({psnr['num_params_g']:,} params)",
             f"L1, {psnr['iterations']:,} it of batch {psnr['global_batch']}, "
-            f"{psnr['train_seconds_total'] / 60:.0f} min",
+            f"{psnr['train_seconds_total'] / 60:.0f} min on {machine(psnr)}",
         ),
         "`lab-gan-x4`": (
             "same",
             f"stage 2 from it, {gan['iterations']:,} it, "
-            f"{gan['train_seconds_total'] / 60:.0f} min, `{gan['perceptual_backbone']}` "
+            f"{gan['train_seconds_total'] / 60:.0f} min on {machine(gan)}, "
+            f"`{gan['perceptual_backbone']}` "
             f"perceptual + {gan['gan_type']} + L1; network interpolation alpha {alpha}",
         ),
     }
     lines = [
-        f"Trained by `make weights` on {prov['cpu']} ({prov['cpu_count']} cores, "
-        f"{prov['cpu_capability']}), torch {prov['torch']}, commit `{prov['commit'][:10]}`.",
+        "Trained by `make weights` on 2-core CPU machines (each row names its CPU), torch "
+        f"{psnr['provenance']['torch']}, commits `{psnr['provenance']['commit'][:10]}` "
+        f"(PSNR stage) and `{gan['provenance']['commit'][:10]}` (GAN stage).",
         "Y-PSNR / SSIM / NIQE mean (median), standard protocol; Set5 and Set14 are never "
         "trained or validated on.",
         "",
