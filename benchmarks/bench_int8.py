@@ -37,6 +37,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import resource
@@ -88,7 +89,9 @@ class Bf16Numerics(nn.Module):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.model = prepare_model(model, "cpu", torch.float32, channels_last=False)
+        # A private copy: prepare_model returns `model` itself when it is already fp32 and
+        # in eval mode, and the rounding and hooks below must not reach the caller's model.
+        self.model = copy.deepcopy(prepare_model(model, "cpu", torch.float32, channels_last=False))
         self.scale = model.scale
         for conv in self.model.modules():
             if isinstance(conv, nn.Conv2d):
@@ -155,10 +158,11 @@ def build_paths(
 def as_bgr_fn(engine: Any) -> Callable[[np.ndarray], np.ndarray]:
     """uint8 BGR in, uint8 BGR out (what scoring calls), for any engine."""
     if isinstance(engine, nn.Module):
+        dtype = next(engine.parameters()).dtype  # a bf16 copy takes bf16 input
 
         @torch.inference_mode()
         def run(img: np.ndarray) -> np.ndarray:
-            return tensor_to_array(engine(array_to_tensor(img)).float())
+            return tensor_to_array(engine(array_to_tensor(img).to(dtype)).float())
 
         return run
     return engine
