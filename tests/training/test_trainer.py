@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 
 from esrgan_lab.errors import ConfigError
 from esrgan_lab.training.config import load_config, parse_overrides
+from esrgan_lab.training.runtime import native_bf16
 from esrgan_lab.training.trainer import train as run_training
 from tests.helpers import make_tiny
 
@@ -140,7 +141,9 @@ def test_both_stages_end_to_end(tmp_path: Path) -> None:
     assert [float(r["learning_rate_d"]) for r in gan_rows] == [1e-4, 1e-4, 5e-5, 5e-5]
     gm = json.loads((out / "gan" / "metrics.json").read_text())
     assert gm["perceptual_backbone"] == "random" and gm["perceptual_weights"] == "random (seed 0)"
-    assert gm["provenance"]["commit"] and gm["amp"] == "none" and gm["diverged_at"] is None
+    # amp: auto records what it resolved to on this CPU (bf16 where native, else fp32)
+    expected_amp = "bf16" if native_bf16(torch.device("cpu")) else "none"
+    assert gm["provenance"]["commit"] and gm["amp"] == expected_amp and gm["diverged_at"] is None
     # exports: BasicSR layout, loadable by esrgan_lab.weights.loading.load_model
     for fname in ("net_g.safetensors", "net_g_ema.safetensors"):
         model = load_model(out / fname)
