@@ -24,7 +24,7 @@ accuracy of each).
 
 Memory: ``esrgan-lab upscale`` of a 2000x2000 photograph (a SunHays80 scene resized, or a
 scikit-image sample) by the 23-block int8 model with no ``--tile`` flag; the peak RSS of
-that process (``ru_maxrss``).
+that process (its own ``VmHWM``).
 
 Usage::
 
@@ -40,7 +40,6 @@ import argparse
 import copy
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -76,7 +75,6 @@ from esrgan_lab.weights.loading import load_model  # noqa: E402
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "bench_int8.json"
 FULL_WEIGHTS = REPO_ROOT / "runs" / "paper_cpu" / "net_g_ema.safetensors"
-ESRGAN_LAB = [sys.executable, "-m", "esrgan_lab"]
 
 
 # --------------------------------------------------------------------------- models
@@ -250,21 +248,38 @@ def bicubic(datasets: list[str]) -> dict[str, float]:
 # --------------------------------------------------------------------------- CLI runs
 
 
-def timed_child(cmd: list[str]) -> tuple[float, int, str]:
-    """Run ``cmd``; its wall time, its peak RSS in bytes (``ru_maxrss`` of the children,
-    so the largest child so far: run memory children before smaller ones) and stdout."""
+#: Runs the CLI in a fresh interpreter and prints that process's own peak RSS (``VmHWM``)
+#: on its last stdout line. Not ``ru_maxrss``: on Linux a child's ``ru_maxrss`` also counts
+#: the address space it was forked from (the parent's, for a vfork-spawned child), so it
+#: reported this benchmark's own peak, not the command's.
+_PEAK_CHILD = (
+    "import sys\n"
+    "from esrgan_lab.cli import main\n"
+    "code = main(sys.argv[1:])\n"
+    "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')]\n"
+    "print('VmHWM', int(hwm[0].split()[1]) * 1024 if hwm else 0)\n"
+    "sys.exit(code)\n"
+)
+
+
+def timed_child(args: list[str]) -> tuple[float, int, str]:
+    """Run ``esrgan-lab *args`` in a fresh process: its wall time, its own peak RSS in
+    bytes (``VmHWM``, 0 where ``/proc`` is missing) and its stdout."""
     start = time.perf_counter()
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", _PEAK_CHILD, *args], capture_output=True, text=True
+    )
     seconds = time.perf_counter() - start
     if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{result.stderr[-2000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-    return seconds, peak, result.stdout
+        raise RuntimeError(f"esrgan-lab {' '.join(args)} failed:\n{result.stderr[-2000:]}")
+    lines = result.stdout.splitlines()
+    peak = int(lines[-1].split()[1]) if lines and lines[-1].startswith("VmHWM") else 0
+    return seconds, peak, "\n".join(lines[:-1])
 
 
 def quantize_cli(onnx_path: Path, folder: Path, patch: int) -> tuple[float, Path]:
     out = folder / f"cli_int8_{patch}"
-    cmd = [*ESRGAN_LAB, "quantize", str(onnx_path), "-o", str(out), "--patch", str(patch)]
+    cmd = ["quantize", str(onnx_path), "-o", str(out), "--patch", str(patch)]
     seconds, _, _ = timed_child(cmd)
     print(f"  esrgan-lab quantize, {patch} px crops: {seconds:.1f} s (fresh process)", flush=True)
     return seconds, out
@@ -289,7 +304,7 @@ def photo_2000(folder: Path) -> Path:
 
 def memory_run(model_path: Path, folder: Path) -> dict:
     photo = photo_2000(folder)
-    cmd = [*ESRGAN_LAB, "upscale", str(photo), "-o", str(folder / "up"), "--weights"]
+    cmd = ["upscale", str(photo), "-o", str(folder / "up"), "--weights"]
     seconds, peak, _ = timed_child([*cmd, str(model_path), "--quiet"])
     out = cv2.imread(str(folder / "up" / "photo_2000_x4.png"))
     row = {
@@ -378,7 +393,6 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quick and not args.no_cli:
             print("esrgan-lab commands (fresh processes):", flush=True)
             onnx_path = folder / "full" / "fp32.onnx"
-            # The memory run first: ru_maxrss of children is a running maximum.
             results["memory"] = memory_run(folder / "full" / "ov_int8", folder)
             quant = []
             for patch in (64, 128):

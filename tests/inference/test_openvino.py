@@ -70,6 +70,33 @@ def test_int8_ir_carries_its_config_and_runs_int8_kernels(files):
     assert {v for k, v in precisions.items() if k not in kept} <= {"u8", "i8"}
 
 
+def test_int8_leaves_the_residual_additions_unquantized(files):
+    # Read the IR as saved (before the CPU plugin fuses anything): every convolution but
+    # conv_up1 (KEEP_FP32) reads FakeQuantize'd data (directly, or through a dense-block
+    # Concat of FakeQuantize'd tensors); no residual Add reads any (KEEP_FP32_TYPES).
+    from openvino import Core
+
+    graph = Core().read_model(str(files["int8"] / ov_engine.IR_NAME))
+
+    def quantized(node) -> bool:
+        kind = node.get_type_name()
+        if kind == "Concat":
+            return all(quantized(i.get_source_output().get_node()) for i in node.inputs())
+        return kind == "FakeQuantize"
+
+    def data_input(op):
+        return op.input(0).get_source_output().get_node()
+
+    adds = [op for op in graph.get_ops() if op.get_type_name() == "Add"]
+    convs = [op for op in graph.get_ops() if op.get_type_name() == "Convolution"]
+    assert ov_engine.KEEP_FP32_TYPES == ("Add",)
+    # one RRDB: 3 dense-block skips + the RRDB skip + the trunk skip, at least
+    assert len(adds) >= 5
+    assert not any(quantized(i.get_source_output().get_node()) for a in adds for i in a.inputs())
+    plain = [c.get_friendly_name() for c in convs if not quantized(data_input(c))]
+    assert len(convs) == 3 * 5 + 6 and len(plain) == 1 and "conv_up1" in plain[0]
+
+
 def test_int8_is_close_to_fp32_but_not_equal(files):
     x = _inputs(1, 32, seed=5)[0]
     ref = OnnxModel(files["onnx"]).run(x)

@@ -118,15 +118,23 @@ def test_tiled_equals_untiled_for_tensor_and_16_bit():
     assert (tiled - whole).abs().max().item() <= 1 / 255
 
 
-def test_tiles_exactly_cover_the_image():
+def test_tiles_exactly_cover_the_image_with_one_input_shape():
     for h, w, tile, mult in [(48, 64, 16, 1), (50, 37, 16, 1), (52, 36, 10, 4), (7, 5, 2, 1)]:
+        pad = 4 if mult == 4 else 3  # tile_pad 3 rounded up to the multiple
         hits = np.zeros((h, w), int)
-        for t in tile_grid(h, w, tile, tile_pad=3, multiple=mult):
+        grid = tile_grid(h, w, tile, tile_pad=3, multiple=mult)
+        for t in grid:
             hits[t.y0 : t.y1, t.x0 : t.x1] += 1
             assert 0 <= t.py0 <= t.y0 < t.y1 <= t.py1 <= h
+            assert 0 <= t.px0 <= t.x0 < t.x1 <= t.px1 <= w
             assert t.y0 % mult == 0 and t.x0 % mult == 0
-            assert t.y0 - t.py0 in (0, t.y0, 4 if mult == 4 else 3)
+            assert t.py0 % mult == 0 and t.px0 % mult == 0
+            # at least tile_pad of context wherever the image goes on
+            assert t.y0 - t.py0 >= min(pad, t.y0) and t.py1 - t.y1 >= min(pad, h - t.y1)
+            assert t.x0 - t.px0 >= min(pad, t.x0) and t.px1 - t.x1 >= min(pad, w - t.x1)
         assert (hits == 1).all()
+        # every model input has the same size (compiled engines keep memory per shape)
+        assert len({(t.py1 - t.py0, t.px1 - t.px0) for t in grid}) == 1
 
 
 class Recorder(nn.Module):
