@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from esrgan_lab.errors import ConfigError
 from esrgan_lab.training.config import load_config, parse_overrides
-from esrgan_lab.training.runtime import native_bf16
+from esrgan_lab.training.runtime import resolve_amp
 from esrgan_lab.training.trainer import train as run_training
 from tests.helpers import make_tiny
 
@@ -142,7 +142,7 @@ def test_both_stages_end_to_end(tmp_path: Path) -> None:
     gm = json.loads((out / "gan" / "metrics.json").read_text())
     assert gm["perceptual_backbone"] == "random" and gm["perceptual_weights"] == "random (seed 0)"
     # amp: auto records what it resolved to on this CPU (bf16 where native, else fp32)
-    expected_amp = "bf16" if native_bf16(torch.device("cpu")) else "none"
+    expected_amp = "none" if resolve_amp("auto", torch.device("cpu")) is None else "bf16"
     assert gm["provenance"]["commit"] and gm["amp"] == expected_amp and gm["diverged_at"] is None
     # exports: BasicSR layout, loadable by esrgan_lab.weights.loading.load_model
     for fname in ("net_g.safetensors", "net_g_ema.safetensors"):
