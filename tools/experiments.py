@@ -9,6 +9,7 @@ then written to ``data/experiments/<name>`` with provenance
     python tools/experiments.py run [NAME ...]     # default: all, in order
     python tools/experiments.py run --size quick NAME   # the params file's `quick` overrides
     python tools/experiments.py list
+    python tools/experiments.py readme [--check]  # README section from the stored results
 """
 
 from __future__ import annotations
@@ -67,6 +68,62 @@ def run(name: str, size: str = "full") -> None:
     print(f"== {name}: {prov['wall_seconds'] / 60:.1f} min -> {art.folder}", flush=True)
 
 
+#: name -> "module:function" turning a study's stored results into sentences.
+FINDINGS: dict[str, str] = {
+    "architecture": "esrgan_lab.lab.arch_study:findings",
+    "bn_removal": "esrgan_lab.lab.bn_study:findings",
+    "losses": "esrgan_lab.lab.loss_study:findings",
+    "interpolation": "esrgan_lab.lab.interp_study:findings",
+}
+README = REPO_ROOT / "README.md"
+BEGIN, END = "<!-- experiments:begin -->", "<!-- experiments:end -->"
+
+
+def readme_section() -> str:
+    """The README's stored-experiment section: per study, where and how long it ran, and
+    each of the paper's claims it tests with its verdict, all from ``data/experiments``."""
+    from esrgan_lab.lab.experiments import load
+
+    out = [
+        "| study | notebook | made by | wall time | machine |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    claims: list[str] = []
+    for name, (notebook, _) in EXPERIMENTS.items():
+        folder = EXPERIMENTS_DIR / name
+        if not (folder / "results.json").is_file():
+            continue
+        art = load(folder)
+        p = art.provenance
+        out.append(
+            f"| {name} | `{notebook}` | `{p['command']}` ({p['size']} size) | "
+            f"{p['wall_seconds'] / 60:.0f} min | {p['cpu']} ({p['cpu_count']} cores, "
+            f"{p['cpu_capability']}), {p['date'][:10]}, commit `{p['commit'][:8]}` |"
+        )
+        module, func = FINDINGS[name].split(":")
+        lines = getattr(importlib.import_module(module), func)(art.results)
+        claims += [f"* **{name}**: {v}" for k, v in lines.items() if "claim" in k]
+    return "\n".join([*out, "", *claims])
+
+
+def render_readme(check: bool = False) -> int:
+    """Rewrite the README between the markers (``check``: only compare); 1 if stale."""
+    text = README.read_text()
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    new = f"{head}{BEGIN}\n{readme_section()}\n{END}{tail}"
+    if check:
+        if new != text:
+            print("README.md's experiments section is stale: run tools/experiments.py readme")
+            return 1
+        return 0
+    from esrgan_lab.fileio import atomic_path
+
+    with atomic_path(README, suffix=".md") as tmp:
+        tmp.write_text(new)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -79,14 +136,18 @@ def main(argv: list[str] | None = None) -> int:
         help="full: the params file's `study`; quick: with its `quick` overrides (minutes)",
     )
     sub.add_parser("list", help="list the experiments")
+    readme_p = sub.add_parser("readme", help="render README.md's stored-experiment section")
+    readme_p.add_argument("--check", action="store_true", help="exit 1 if it is stale")
     args = parser.parse_args(argv)
+    if args.cmd == "readme":
+        return render_readme(args.check)
     if args.cmd == "list":
         for name, (notebook, target) in EXPERIMENTS.items():
             print(f"{name:<14} {notebook:<26} {target}")
         return 0
     for name in args.names or list(EXPERIMENTS):
         run(name, args.size)
-    return 0
+    return render_readme()
 
 
 if __name__ == "__main__":

@@ -344,7 +344,7 @@ def measure_cost(
 
     The training step is the project's :func:`~esrgan_lab.training.steps.psnr_step`
     (forward, L1 backward, optimizer step) with a zero-rate SGD optimizer, so the
-    weights stay as they are. Times are medians of ``repeats`` runs (they depend on the
+    weights stay as they are. Times are the fastest of ``repeats`` runs (they depend on the
     machine and its load); the byte counts are exact for the given shape.
     """
     from ..training.steps import psnr_step
@@ -572,7 +572,7 @@ def shift_drops(results: Mapping, variant: str, key: str = "shift_gain") -> dict
 
 def findings(results: Mapping) -> dict[str, str]:
     """The study's results as sentences, every number computed from ``results``."""
-    from .experiments import Spread, compare
+    from .experiments import Spread, compare, paper_claim
 
     names = results["variants"]
     bic_val = results["bicubic"]["val"]
@@ -590,6 +590,7 @@ def findings(results: Mapping) -> dict[str, str]:
         + ")."
     )
     caveat = "" if beats else " [not every variant beats bicubic: no finding is drawn]"
+    unjudged = None if beats else "not every run beats bicubic on the validation images"
     plain = test_means(results, names[0])
     for other in names[1:]:
         lines[f"test {other}"] = (
@@ -599,6 +600,12 @@ def findings(results: Mapping) -> dict[str, str]:
                 f"Test PSNR of '{other}' minus '{names[0]}'",
             )
             + caveat
+        )
+        lines[f"claim test {other}"] = paper_claim(
+            f"removing BN raises PSNR (Sec. 3.1): '{names[0]}' above '{other}'",
+            plain,
+            test_means(results, other),
+            unjudged=unjudged,
         )
     for other in names[1:]:
         drops, base = shift_drops(results, other), shift_drops(results, names[0])
@@ -610,6 +617,13 @@ def findings(results: Mapping) -> dict[str, str]:
                     f"'{shift}': change of the gain over bicubic, '{other}' minus '{names[0]}'",
                 )
                 + caveat
+            )
+            lines[f"claim shift {other} {shift}"] = paper_claim(
+                f"BN hurts when test statistics differ from training (Sec. 3.1): under "
+                f"'{shift}', '{other}' loses more of its gain over bicubic than '{names[0]}'",
+                base[shift],
+                drops[shift],
+                unjudged=unjudged,
             )
     for other in names[1:]:
         run0 = results["runs"][other]

@@ -185,6 +185,32 @@ def compare(a: Sequence[float], b: Sequence[float], what: str, unit: str = "dB")
     )
 
 
+def paper_claim(
+    claim: str, better: Sequence[float], worse: Sequence[float], *, unjudged: str | None = None
+) -> str:
+    """Whether the paper's claim that one variant beats another held at this scale.
+
+    Args:
+        claim: The paper's claim, one clause (``"RRDB trains to a higher PSNR than ..."``).
+        better: Per-seed values of the variant the paper finds better (higher is better;
+            negate a lower-is-better metric such as NIQE).
+        worse: Per-seed values of the variant it finds worse.
+        unjudged: Why the comparison may not be made (say, a variant that does not beat
+            bicubic); the verdict is then ``"Not judged at this scale: <reason>"``.
+
+    Returns:
+        ``"Paper: <claim>. Reproduced at this scale"`` when every seed agrees with the paper
+        (:func:`separated`), ``"... Contradicted at this scale"`` when every seed disagrees,
+        ``"... Not reproduced at this scale (within the seeds' spread)"`` otherwise.
+    """
+    if unjudged:
+        return f"Paper: {claim}. Not judged at this scale: {unjudged}."
+    if separated(better, worse):
+        verdict = "Reproduced" if min(better) > max(worse) else "Contradicted"
+        return f"Paper: {claim}. {verdict} at this scale (every seed)."
+    return f"Paper: {claim}. Not reproduced at this scale (within the seeds' spread)."
+
+
 # --------------------------------------------------------------------------- studies
 
 
