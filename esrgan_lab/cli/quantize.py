@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         make_reader,
         quantize_int8,
     )
-    from ..inference.onnx import OnnxModel, check_output_path
+    from ..inference.onnx import check_output_path, model_scale
 
     if not args.model.is_file():
         raise ConfigError(f"{args.model}: no such ONNX file")
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         from ..inference.openvino import check_ir_output
 
         check_ir_output(args.output, [args.model], force=args.force)
-    scale = OnnxModel(args.model).scale
+    scale = model_scale(args.model)
     images = calibration_images(args.images, args.calib_dataset or CALIBRATION_DATASETS, args.seed)
     assert_disjoint(images, evaluation_images())
     reader = make_reader(images, args.protocol, scale, args.patch)

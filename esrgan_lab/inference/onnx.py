@@ -204,6 +204,24 @@ def read_metadata(path_or_proto: str | os.PathLike[str] | Any) -> dict[str, str]
     }
 
 
+def metadata_scale(metadata: dict[str, str]) -> int | None:
+    """The upscaling factor recorded in ``esrgan_lab.config`` metadata, if any."""
+    config = metadata.get("config")
+    if not config:
+        return None
+    try:
+        return int(json.loads(config)["scale"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def model_scale(path: str | os.PathLike[str]) -> int:
+    """Upscaling factor of an ONNX file: from its metadata without building an inference
+    session, else from a probe run (:attr:`OnnxModel.scale`)."""
+    scale = metadata_scale(read_metadata(path))
+    return scale if scale is not None else OnnxModel(path).scale
+
+
 def graph_opset(path: str | os.PathLike[str]) -> int:
     """Default-domain opset version of an ONNX file."""
     import onnx
@@ -434,13 +452,7 @@ class OnnxModel:
         inp = session.get_inputs()[0]
         self.input_name = inp.name
         self.input_dtype = np.float16 if "float16" in inp.type else np.float32
-        self._scale: int | None = None
-        config = metadata.get("config")
-        if config:
-            try:
-                self._scale = int(json.loads(config)["scale"])
-            except (ValueError, KeyError, TypeError):
-                self._scale = None
+        self._scale: int | None = metadata_scale(metadata)
 
     @property
     def scale(self) -> int:

@@ -17,6 +17,7 @@ from esrgan_lab.inference.onnx import (
     OnnxModel,
     convert_fp16,
     export_onnx,
+    model_scale,
     read_metadata,
 )
 from esrgan_lab.metrics.evaluate import _torch_forward, evaluate_model, run_model
@@ -61,6 +62,23 @@ def test_metadata_and_scale(fp32_onnx):
     assert meta["precision"] == "fp32"
     assert '"num_block": 1' in meta["config"]
     assert OnnxModel(path).scale == 4
+
+
+def test_model_scale_from_metadata_or_a_probe(tmp_path, fp32_onnx, monkeypatch):
+    path, _ = fp32_onnx
+    import esrgan_lab.inference.onnx as onnx_mod
+
+    def no_session(*args, **kwargs):
+        raise AssertionError("metadata holds the scale: no session should be built")
+
+    with monkeypatch.context() as m:
+        m.setattr(onnx_mod.OnnxModel, "__init__", no_session)
+        assert model_scale(path) == 4
+    bare = onnx.load(str(path))
+    del bare.metadata_props[:]
+    onnx.save(bare, str(tmp_path / "bare.onnx"))
+    assert read_metadata(tmp_path / "bare.onnx") == {}
+    assert model_scale(tmp_path / "bare.onnx") == 4
 
 
 def test_scale2_export_uses_pixel_unshuffle(tmp_path):
