@@ -18,6 +18,7 @@ import argparse
 import importlib
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -42,6 +43,19 @@ def study_params(notebook: str, size: str) -> dict:
     return out
 
 
+def training_seconds(folder: Path) -> float:
+    """Training time of every run under ``folder``, summed over the trainer's stage
+    records (``<run>/<stage>/metrics.json``, cumulative over resumes): the compute an
+    experiment took even when this invocation resumed runs finished by an earlier one."""
+    import json
+
+    total = 0.0
+    for path in folder.rglob("metrics.json"):
+        record = json.loads(path.read_text())
+        total += float(record.get("train_seconds_total") or 0.0)
+    return total
+
+
 def run(name: str, size: str = "full") -> None:
     notebook, target = EXPERIMENTS[name]
     module, func = target.split(":")
@@ -58,6 +72,7 @@ def run(name: str, size: str = "full") -> None:
             "experiment": name,
             "notebook": notebook,
             "wall_seconds": round(time.time() - start, 1),
+            "train_seconds": round(training_seconds(folder), 1),
             "precision": "fp32 (channels_last); bf16 only where native",
             "size": size,
             "command": f"make experiments NAME={name}"
@@ -85,7 +100,7 @@ def readme_section() -> str:
     from esrgan_lab.lab.experiments import load
 
     out = [
-        "| study | notebook | made by | wall time | machine |",
+        "| study | notebook | made by | wall time (training) | machine |",
         "| --- | --- | --- | --- | --- |",
     ]
     claims: list[str] = []
@@ -95,9 +110,10 @@ def readme_section() -> str:
             continue
         art = load(folder)
         p = art.provenance
+        train = f" ({p['train_seconds'] / 60:.0f} min)" if p.get("train_seconds") else ""
         out.append(
             f"| {name} | `{notebook}` | `{p['command']}` ({p['size']} size) | "
-            f"{p['wall_seconds'] / 60:.0f} min | {p['cpu']} ({p['cpu_count']} cores, "
+            f"{p['wall_seconds'] / 60:.0f} min{train} | {p['cpu']} ({p['cpu_count']} cores, "
             f"{p['cpu_capability']}), {p['date'][:10]}, commit `{p['commit'][:8]}` |"
         )
         module, func = FINDINGS[name].split(":")

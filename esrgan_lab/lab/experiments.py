@@ -70,6 +70,20 @@ class Artifact:
             f"study's full size, which `make experiments NAME={name}` runs"
         )
 
+    def made_by(self) -> str:
+        """Which command made this artifact, where, how long and at which commit.
+
+        The wall time is that of the invocation that wrote the artifact; the training
+        time (when recorded) sums every run's, including runs an earlier, interrupted
+        invocation finished (``make experiments`` resumes them)."""
+        p = self.provenance
+        train = f" ({p['train_seconds'] / 60:.0f} min training)" if p.get("train_seconds") else ""
+        return (
+            f"made by `{p['command']}` on {p['cpu']} ({p['cpu_count']} cores), torch "
+            f"{p['torch']}, {p['wall_seconds'] / 60:.0f} min wall time{train}, commit "
+            f"{p['commit'][:10]}"
+        )
+
     def image(self, name: str) -> np.ndarray:
         """A stored sample image (uint8 BGR)."""
         from ..data.images import read_image

@@ -61,7 +61,7 @@ def test_deep_claim_only_when_the_remedied_trunk_beats_bicubic() -> None:
     assert "above it with 2 of 3 seeds" in below["deep esrgan"]
 
 
-def test_readme_section_renders_every_stored_study() -> None:
+def _tool():
     import importlib.util
 
     from esrgan_lab.settings import REPO_ROOT
@@ -71,6 +71,25 @@ def test_readme_section_renders_every_stored_study() -> None:
     )
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
+    return tool
+
+
+def test_training_seconds_sums_stage_records_only(tmp_path) -> None:
+    import json
+
+    for run, seconds in (("a_seed0", 60.5), ("b_seed0", 30.0)):
+        stage = tmp_path / run / "psnr"
+        stage.mkdir(parents=True)
+        (stage / "metrics.json").write_text(json.dumps({"train_seconds_total": seconds}))
+        # The run-level record repeats the stage's under its name: not counted twice.
+        (tmp_path / run / "metrics.json").write_text(
+            json.dumps({"psnr": {"train_seconds_total": seconds}})
+        )
+    assert _tool().training_seconds(tmp_path) == 90.5
+
+
+def test_readme_section_renders_every_stored_study() -> None:
+    tool = _tool()
     section = tool.readme_section()
     for name in tool.EXPERIMENTS:
         if (tool.EXPERIMENTS_DIR / name / "results.json").is_file():
