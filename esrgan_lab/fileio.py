@@ -71,6 +71,36 @@ def atomic_write_text(target: str | os.PathLike[str], text: str) -> Path:
     return Path(target)
 
 
+def replace_section(
+    target: str | os.PathLike[str], begin: str, end: str, body: str, *, check: bool = False
+) -> bool:
+    """Replace the text between the markers ``begin`` and ``end`` of a text file with
+    ``body`` (the README sections rendered from data), atomically.
+
+    Args:
+        target: The file, e.g. ``README.md``.
+        begin, end: The marker lines, kept; ``body`` goes on the lines between them.
+        body: The new section text.
+        check: Only compare: write nothing.
+
+    Returns:
+        Whether the section differs from ``body`` (and, unless ``check``, was rewritten).
+
+    Raises:
+        ConfigError: A marker is missing.
+    """
+    path = Path(target)
+    text = path.read_text()
+    if begin not in text or end not in text:
+        raise ConfigError(f"{path.name} has no {begin} ... {end} section")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    new = f"{head}{begin}\n{body}\n{end}{tail}"
+    if new != text and not check:
+        atomic_write_text(path, new)
+    return new != text
+
+
 def check_output(
     output: str | os.PathLike[str],
     inputs: Sequence[str | os.PathLike[str]] = (),

@@ -44,3 +44,18 @@ def test_check_output_refuses_inputs_and_existing_files(tmp_path: Path) -> None:
         check_output(source, [], force=False)
     assert check_output(source, [], force=True) == source
     assert check_output(tmp_path / "new.pth", [source], force=False) == tmp_path / "new.pth"
+
+
+def test_replace_section_keeps_markers_and_reports_staleness(tmp_path) -> None:
+    from esrgan_lab.errors import ConfigError
+    from esrgan_lab.fileio import replace_section
+
+    path = tmp_path / "README.md"
+    path.write_text("intro\n<!-- s:begin -->\nold\n<!-- s:end -->\noutro\n")
+    assert replace_section(path, "<!-- s:begin -->", "<!-- s:end -->", "new", check=True)
+    assert "old" in path.read_text()  # check writes nothing
+    assert replace_section(path, "<!-- s:begin -->", "<!-- s:end -->", "new")
+    assert path.read_text() == "intro\n<!-- s:begin -->\nnew\n<!-- s:end -->\noutro\n"
+    assert not replace_section(path, "<!-- s:begin -->", "<!-- s:end -->", "new")
+    with pytest.raises(ConfigError, match="no <!-- t:begin -->"):
+        replace_section(path, "<!-- t:begin -->", "<!-- t:end -->", "x")

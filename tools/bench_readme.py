@@ -19,6 +19,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from esrgan_lab.errors import ConfigError
+from esrgan_lab.fileio import replace_section
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
@@ -223,24 +226,20 @@ def render() -> str:
         parts.append(fn(data))
     head = [f"Machine: {_machine(prov)}." if prov else "Machine: unknown."]
     body = "\n\n".join("\n".join(p) for p in parts if p)
-    return "\n".join([BEGIN, *head, "", body, END])
+    return "\n".join([*head, "", body])
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--check", action="store_true", help="only check that README.md is current")
     args = p.parse_args(argv)
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    if BEGIN not in text or END not in text:
-        print(f"README.md has no {BEGIN} ... {END} section", file=sys.stderr)
+    try:
+        stale = replace_section(ROOT / "README.md", BEGIN, END, render(), check=args.check)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
         return 1
-    start, end = text.index(BEGIN), text.index(END) + len(END)
-    new = text[:start] + render() + text[end:]
     if args.check:
-        return 0 if new == text else 1
-    if new != text:
-        readme.write_text(new)
+        return 1 if stale else 0
     print("README.md benchmark section rendered from benchmarks/results/")
     return 0
 

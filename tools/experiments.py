@@ -83,13 +83,6 @@ def run(name: str, size: str = "full") -> None:
     print(f"== {name}: {prov['wall_seconds'] / 60:.1f} min -> {art.folder}", flush=True)
 
 
-#: name -> "module:function" turning a study's stored results into sentences.
-FINDINGS: dict[str, str] = {
-    "architecture": "esrgan_lab.lab.arch_study:findings",
-    "bn_removal": "esrgan_lab.lab.bn_study:findings",
-    "losses": "esrgan_lab.lab.loss_study:findings",
-    "interpolation": "esrgan_lab.lab.interp_study:findings",
-}
 README = REPO_ROOT / "README.md"
 BEGIN, END = "<!-- experiments:begin -->", "<!-- experiments:end -->"
 
@@ -104,7 +97,7 @@ def readme_section() -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     claims: list[str] = []
-    for name, (notebook, _) in EXPERIMENTS.items():
+    for name, (notebook, target) in EXPERIMENTS.items():
         folder = EXPERIMENTS_DIR / name
         if not (folder / "results.json").is_file():
             continue
@@ -116,27 +109,20 @@ def readme_section() -> str:
             f"{p['wall_seconds'] / 60:.0f} min{train} | {p['cpu']} ({p['cpu_count']} cores, "
             f"{p['cpu_capability']}), {p['date'][:10]}, commit `{p['commit'][:8]}` |"
         )
-        module, func = FINDINGS[name].split(":")
-        lines = getattr(importlib.import_module(module), func)(art.results)
+        # Each study's module also holds the reading of its results as sentences.
+        lines = importlib.import_module(target.split(":")[0]).findings(art.results)
         claims += [f"* **{name}**: {v}" for k, v in lines.items() if "claim" in k]
     return "\n".join([*out, "", *claims])
 
 
 def render_readme(check: bool = False) -> int:
     """Rewrite the README between the markers (``check``: only compare); 1 if stale."""
-    text = README.read_text()
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    new = f"{head}{BEGIN}\n{readme_section()}\n{END}{tail}"
-    if check:
-        if new != text:
-            print("README.md's experiments section is stale: run tools/experiments.py readme")
-            return 1
-        return 0
-    from esrgan_lab.fileio import atomic_path
+    from esrgan_lab.fileio import replace_section
 
-    with atomic_path(README, suffix=".md") as tmp:
-        tmp.write_text(new)
+    stale = replace_section(README, BEGIN, END, readme_section(), check=check)
+    if check and stale:
+        print("README.md's experiments section is stale: run tools/experiments.py readme")
+        return 1
     return 0
 
 

@@ -249,14 +249,10 @@ def readme_section() -> str:
 
 def update_readme() -> None:
     """Replace the text between the README's weights markers (atomic write)."""
-    from esrgan_lab.fileio import atomic_write_text
+    from esrgan_lab.fileio import replace_section
 
-    readme = REPO_ROOT / "README.md"
-    text = readme.read_text()
     begin, end = "<!-- weights:begin -->", "<!-- weights:end -->"
-    head, rest = text.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    atomic_write_text(readme, f"{head}{begin}\n{readme_section()}\n{end}{tail}")
+    replace_section(REPO_ROOT / "README.md", begin, end, readme_section())
 
 
 def main(argv: list[str] | None = None) -> int:

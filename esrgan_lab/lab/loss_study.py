@@ -530,21 +530,22 @@ def findings(results: dict) -> dict[str, str]:
         ),
     ]
     for a, b, what, claim in pairs:
-        if a in names and b in names and claim:
+        if a not in names or b not in names:
+            continue
+        if claim:
             # NIQE: lower is better, so the paper's better variant should have the higher -NIQE.
             lines[f"claim {what}"] = paper_claim(
                 claim + ", measured by NIQE",
                 [-v for v in seed_scores(results, a, "niqe")],
                 [-v for v in seed_scores(results, b, "niqe")],
             )
-        if a in names and b in names:
-            lines[f"psnr {what}"] = compare(
-                seed_scores(results, a, "psnr"), seed_scores(results, b, "psnr"), f"{what}, Y-PSNR"
-            )
-            lines[f"niqe {what}"] = compare(
-                seed_scores(results, a, "niqe"),
-                seed_scores(results, b, "niqe"),
-                f"{what}, NIQE (lower is better)",
-                unit="",
-            )
+        lines[f"psnr {what}"] = compare(
+            seed_scores(results, a, "psnr"), seed_scores(results, b, "psnr"), f"{what}, Y-PSNR"
+        )
+        lines[f"niqe {what}"] = compare(
+            seed_scores(results, a, "niqe"),
+            seed_scores(results, b, "niqe"),
+            f"{what}, NIQE (lower is better)",
+            unit="",
+        )
     return lines
