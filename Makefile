@@ -4,7 +4,8 @@
 #   make lab                JupyterLab on 127.0.0.1 with the project's kernel
 #   make screenshots        docs/screenshots/*.png of the widgets, from a real browser
 #   make bench              the benchmarks in benchmarks/
-#   make weights            retrain the shipped weights on this CPU (configs/lab*.yaml, 1-5 h)
+#   make weights            retrain the shipped weights on this CPU (configs/lab*.yaml; ~1.5 h
+#                           with AMX/AVX512-BF16, several hours on an AVX2-only CPU)
 #   make experiments [NAME=...]  rerun the stored experiments (data/experiments/, hours;
 #                                SIZE=quick: a shrunk version in minutes)
 PYTHON ?= python3

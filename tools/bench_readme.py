@@ -50,6 +50,31 @@ def _machine(prov: dict[str, Any]) -> str:
     )
 
 
+def stale_weights(cell: dict, models: list[str], datasets: list[str]) -> list[str]:
+    """A line per shipped model whose fp32 score in the benchmark differs from its model
+    card's (``data/weights/runs/eval_<name>.json``): the rows were measured on earlier weights."""
+    out = []
+    for m in models:
+        card = ROOT / "data" / "weights" / "runs" / f"eval_{m}.json"
+        if not card.is_file():
+            continue
+        shipped = json.loads(card.read_text())["mean"]
+        pairs = [
+            (d, cell[(m, d, "ORT fp32")]["psnr_y"], shipped[d]["psnr"])
+            for d in datasets
+            if (m, d, "ORT fp32") in cell and d in shipped
+        ]
+        if any(abs(bench - now) > 5e-4 for _, bench, now in pairs):
+            scores = ", ".join(
+                f"{d} {bench:.3f} here, {now:.3f} shipped" for d, bench, now in pairs
+            )
+            out.append(
+                f"* The `{m}` rows were measured on earlier weights ({scores}): `make bench` "
+                "refreshes them."
+            )
+    return out
+
+
 def int8_tables(r: dict[str, Any]) -> list[str]:
     out = [
         f"**Full 23-block x4 model on the CPU** (`bench_int8.py`, {r['threads']} threads; "
@@ -110,6 +135,7 @@ def int8_tables(r: dict[str, Any]) -> list[str]:
         trained = not str(r["full_model"]).startswith("random")
         source = " (trained by `configs/paper_cpu.yaml`)" if trained else ""
         out += ["", f"The 23-block model: `{r['full_model']}`{source}."]
+        out += stale_weights(cell, models, datasets)
     for q in r.get("quantize_cli", []):
         delta = ", ".join(f"{d} {v:+.3f} dB" for d, v in q.get("delta_db", {}).items())
         change = f" (int8 change {delta})" if delta else ""

@@ -217,10 +217,15 @@ def readme_section() -> str:
             f"perceptual + {gan['gan_type']} + L1; network interpolation alpha {alpha}",
         ),
     }
+    psnr_commit, gan_commit = (r["provenance"]["commit"][:10] for r in (psnr, gan))
+    commits = (
+        f"commit `{psnr_commit}`"
+        if psnr_commit == gan_commit
+        else f"commits `{psnr_commit}` (PSNR stage) and `{gan_commit}` (GAN stage)"
+    )
     lines = [
         "Trained by `make weights` on 2-core CPU machines (each row names its CPU), torch "
-        f"{psnr['provenance']['torch']}, commits `{psnr['provenance']['commit'][:10]}` "
-        f"(PSNR stage) and `{gan['provenance']['commit'][:10]}` (GAN stage).",
+        f"{psnr['provenance']['torch']}, {commits}.",
         "Y-PSNR / SSIM / NIQE mean (median), standard protocol; Set5 and Set14 are never "
         "trained or validated on.",
         "",

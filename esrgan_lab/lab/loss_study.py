@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import settings
 from ..data.images import array_to_tensor
 from ..data.paired import PairedImageSet
 from ..losses.backbones import VGG19_LAYERS, VGGFeatureExtractor
@@ -421,7 +422,10 @@ def run_experiment(
     from .runs import run_record
 
     out = Path(out)
-    start = resolve_weights(str(params["pretrained"]))
+    # A registry name, or a checkpoint stored in the repository (a path relative to its root).
+    pretrained = str(params["pretrained"])
+    in_repo = settings.REPO_ROOT / pretrained
+    start = resolve_weights(in_repo if "/" in pretrained and in_repo.is_file() else pretrained)
     base = stage2_config(params)
     names = list(params.get("variants") or [v.name for v in STAGE2_VARIANTS])
     variants = [v for v in STAGE2_VARIANTS if v.name in names]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -165,3 +167,23 @@ def test_image_batch_centre_crops() -> None:
     assert batch.shape == (2, 3, 10, 10)  # limited by the smaller image
     torch.testing.assert_close(batch[:1], array_to_tensor(a[:, 1:11]))
     assert torch.allclose(batch[0, 0], torch.from_numpy(a[:, 1:11, 2]).float() / 255)  # RGB
+
+
+def test_stored_study_start_weights_reproduce_its_start_scores(data_root) -> None:
+    """The stored losses study keeps its start generator beside its results: scoring that file
+    again gives the Set5 PSNR the study recorded for its start (a stored reference output)."""
+    import yaml
+
+    from esrgan_lab.lab.experiments import EXPERIMENTS_DIR, PARAMS_DIR
+    from esrgan_lab.metrics.evaluate import evaluate_model
+    from esrgan_lab.settings import REPO_ROOT
+
+    params = yaml.safe_load((PARAMS_DIR / "03_losses.yaml").read_text())["study"]
+    stored = EXPERIMENTS_DIR / "losses"
+    results = json.loads((stored / "results.json").read_text())
+    assert results["start"]["weights"] == params["pretrained"]
+    path = REPO_ROOT / params["pretrained"]
+    report = evaluate_model(str(path), ["Set5"], niqe=False, progress=False)
+    assert [s.psnr for s in report.scores] == pytest.approx(
+        results["start"]["Set5"]["psnr"], abs=1e-3
+    )
