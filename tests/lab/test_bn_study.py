@@ -175,6 +175,39 @@ def test_batch_stats_copy_leaves_the_model_unchanged() -> None:
     assert ab.psnr_list(plain, pairs) == ab.psnr_list(ab.batch_stats_copy(plain), pairs)
 
 
+def test_precise_bn_is_the_average_of_the_batch_statistics() -> None:
+    torch.manual_seed(0)
+    bn = nn.BatchNorm2d(3, momentum=0.1)
+    batches = [torch.randn(4, 3, 5, 5) * (1 + i) + i for i in range(5)]
+    bn.running_mean.fill_(7.0)
+    out = ab.precise_bn(bn, iter(batches))
+    assert out is bn and not bn.training and bn.momentum == 0.1
+    # Oracle: the mean over batches of each batch's per-channel mean and unbiased variance.
+    means = torch.stack([b.mean(dim=(0, 2, 3)) for b in batches]).mean(0)
+    variances = torch.stack([b.var(dim=(0, 2, 3), unbiased=True) for b in batches]).mean(0)
+    torch.testing.assert_close(bn.running_mean, means)
+    torch.testing.assert_close(bn.running_var, variances)
+    assert int(bn.num_batches_tracked) == len(batches)
+
+
+def test_precise_bn_leaves_a_bn_free_model_alone() -> None:
+    plain = _generator(ab.BN_VARIANTS[0]).train()
+    state = {k: v.clone() for k, v in plain.state_dict().items()}
+    ab.precise_bn(plain, iter([torch.rand(2, 3, 8, 8)]))
+    assert not plain.training
+    for k, v in plain.state_dict().items():
+        assert torch.equal(v, state[k]), k
+
+
+def test_patch_batches_are_study_sized_training_patches() -> None:
+    params = {"scale": 4, "gt_size": 16, "batch_size": 3}
+    got = list(ab.patch_batches(_images(), params, 2, seed=5))
+    assert [tuple(b.shape) for b in got] == [(3, 3, 4, 4)] * 2
+    assert not torch.equal(got[0], got[1])
+    again = list(ab.patch_batches(_images(), params, 2, seed=5))
+    assert all(torch.equal(a, b) for a, b in zip(got, again, strict=True))
+
+
 def test_shift_study_is_gain_over_bicubic() -> None:
     model = _generator(ab.BN_VARIANTS[0]).eval()
     sets = {"o": PairedImageSet(_images(), 4)}
