@@ -651,9 +651,11 @@ def late_drop(record: Mapping) -> float:
     return max([0.0] + [a - b for a, b in zip(late, late[1:])])
 
 
-def findings(results: Mapping) -> dict[str, str]:
-    """The study's results as sentences, every number computed from ``results``."""
-    from .experiments import Spread, compare, paper_claim
+def _validation_lines(results: Mapping) -> tuple[dict[str, str], str | None]:
+    """Each variant's margin over bicubic on the validation images (with the trainer's
+    running statistics too, when precise BN was used), and why no claim may be judged
+    (``None`` when every run beats bicubic)."""
+    from .experiments import Spread
 
     names = results["variants"]
     bic_val = results["bicubic"]["val"]
@@ -684,13 +686,22 @@ def findings(results: Mapping) -> dict[str, str]:
             + "; ".join(f"{n}: {Spread.of(m)}" for n, m in trainer.items())
             + "."
         )
-    caveat = "" if beats else " [not every variant beats bicubic: no finding is drawn]"
     below = [
         f"'{n}' with {sum(x <= 0 for x in m)} of {len(m)} seeds"
         for n, m in margins.items()
         if min(m) <= 0
     ]
     unjudged = None if beats else "below bicubic on the validation images: " + ", ".join(below)
+    return lines, unjudged
+
+
+def findings(results: Mapping) -> dict[str, str]:
+    """The study's results as sentences, every number computed from ``results``."""
+    from .experiments import compare, paper_claim
+
+    names = results["variants"]
+    lines, unjudged = _validation_lines(results)
+    caveat = "" if unjudged is None else " [not every variant beats bicubic: no finding is drawn]"
     plain = test_means(results, names[0])
     for other in names[1:]:
         lines[f"test {other}"] = (
@@ -755,28 +766,34 @@ def findings(results: Mapping) -> dict[str, str]:
             f"'{other}' with batch instead of running statistics (original set)",
         )
     if results.get("cost"):
-        cost = {c["name"]: c for c in results["cost"]}
-        base = cost[names[0]]
-        parts = []
-        for n in names[1:]:
-            c = cost[n]
-            parts.append(
-                f"'{n}': training step x{c['train_seconds'] / base['train_seconds']:.2f} the time, "
-                f"x{c['train_saved_bytes'] / base['train_saved_bytes']:.2f} the saved activations, "
-                f"inference x{c['eval_seconds'] / base['eval_seconds']:.2f}"
-            )
-        folded = next((c for k, c in cost.items() if "folded" in k), None)
-        noise = ""
-        if folded:
-            ev = folded["eval_seconds"] / base["eval_seconds"]
-            tr = folded["train_seconds"] / base["train_seconds"]
-            parts.append(f"with BN folded into the convs, inference x{ev:.2f}")
-            # The folded model has the BN-free architecture, so its time ratios would be
-            # 1.00 on a quiet machine: how far they are from 1 is the timing noise here.
-            noise = (
-                f" The folded model has the BN-free architecture: its ratios (inference "
-                f"x{ev:.2f}, training step x{tr:.2f}) show the timing noise of this machine; "
-                "the activation bytes are exact."
-            )
-        lines["cost"] = "Against the BN-free model: " + "; ".join(parts) + "." + noise
+        lines["cost"] = _cost_line(results)
     return lines
+
+
+def _cost_line(results: Mapping) -> str:
+    """What the BN variants cost against the BN-free model, with the timing noise."""
+    names = results["variants"]
+    cost = {c["name"]: c for c in results["cost"]}
+    base = cost[names[0]]
+    parts = []
+    for n in names[1:]:
+        c = cost[n]
+        parts.append(
+            f"'{n}': training step x{c['train_seconds'] / base['train_seconds']:.2f} the time, "
+            f"x{c['train_saved_bytes'] / base['train_saved_bytes']:.2f} the saved activations, "
+            f"inference x{c['eval_seconds'] / base['eval_seconds']:.2f}"
+        )
+    folded = next((c for k, c in cost.items() if "folded" in k), None)
+    noise = ""
+    if folded:
+        ev = folded["eval_seconds"] / base["eval_seconds"]
+        tr = folded["train_seconds"] / base["train_seconds"]
+        parts.append(f"with BN folded into the convs, inference x{ev:.2f}")
+        # The folded model has the BN-free architecture, so its time ratios would be
+        # 1.00 on a quiet machine: how far they are from 1 is the timing noise here.
+        noise = (
+            f" The folded model has the BN-free architecture: its ratios (inference "
+            f"x{ev:.2f}, training step x{tr:.2f}) show the timing noise of this machine; "
+            "the activation bytes are exact."
+        )
+    return "Against the BN-free model: " + "; ".join(parts) + "." + noise
