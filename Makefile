@@ -4,8 +4,8 @@
 #   make lab                JupyterLab on 127.0.0.1 with the project's kernel
 #   make screenshots        docs/screenshots/*.png of the widgets, from a real browser
 #   make bench              the benchmarks in benchmarks/
-#   make weights            retrain the shipped weights on this CPU (configs/lab*.yaml; ~1.5 h
-#                           with AMX/AVX512-BF16, several hours on an AVX2-only CPU)
+#   make weights            retrain the shipped weights on this CPU (configs/lab*.yaml; 1.2 h
+#                           on the CPU that trained them, ~2.5 h on a Zen 4 host, longer on AVX2)
 #   make experiments [NAME=...]  rerun the stored experiments (data/experiments/, hours;
 #                                SIZE=quick: a shrunk version in minutes)
 PYTHON ?= python3
