@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 import time
 from pathlib import Path
@@ -111,8 +112,35 @@ def readme_section() -> str:
         )
         # Each study's module also holds the reading of its results as sentences.
         lines = importlib.import_module(target.split(":")[0]).findings(art.results)
-        claims += [f"* **{name}**: {v}" for k, v in lines.items() if "claim" in k]
+        claims += [
+            f"* **{name}**: {v}"
+            for v in group_unjudged([v for k, v in lines.items() if "claim" in k])
+        ]
     return "\n".join([*out, "", *claims])
+
+
+def group_unjudged(verdicts: list[str]) -> list[str]:
+    """Verdicts with those not judged for the same reason merged into one line per reason,
+    each claim named once with the number of comparisons it covers (a study that cannot
+    judge its BN claims would otherwise repeat the reason for every variant and shift)."""
+    marker = " Not judged at this scale: "
+    out: list[str] = []
+    groups: dict[str, dict[str, int]] = {}
+    for v in verdicts:
+        if marker not in v:
+            out.append(v)
+            continue
+        claim, reason = v.split(marker, 1)
+        # "Paper: <claim> (Sec. 3.1): <variants, shift> ..." -> the claim up to its citation.
+        text = claim.removeprefix("Paper: ")
+        cited = re.match(r"(.*?\((?:Sec\.[^)]*|supplement)\))", text)
+        head = cited.group(1) if cited else text.rstrip(".")
+        counts = groups.setdefault(reason.rstrip("."), {})
+        counts[head] = counts.get(head, 0) + 1
+    for reason, counts in groups.items():
+        named = "; ".join(f"{h} ({n} comparison{'s' if n > 1 else ''})" for h, n in counts.items())
+        out.append(f"Paper: {named}. Not judged at this scale: {reason}.")
+    return out
 
 
 def render_readme(check: bool = False) -> int:

@@ -96,3 +96,20 @@ def test_readme_section_renders_every_stored_study() -> None:
             assert f"| {name} |" in section
     assert "Paper: " in section
     assert tool.render_readme(check=True) == 0, "run: python tools/experiments.py readme"
+
+
+def test_group_unjudged_merges_claims_not_judged_for_one_reason() -> None:
+    why = " Not judged at this scale: a run is below bicubic."
+    verdicts = [
+        "Paper: A helps (Sec. 3.1): 'x' above 'y'." + why,
+        "Paper: B is stable (supplement), measured as 'y' falling further." + why,
+        "Paper: A helps (Sec. 3.1): 'x' above 'z'." + why,
+        "Paper: C holds (Sec. 4). Reproduced at this scale (every seed).",
+        "Paper: D holds. Not judged at this scale: another reason.",
+    ]
+    assert _tool().group_unjudged(verdicts) == [
+        "Paper: C holds (Sec. 4). Reproduced at this scale (every seed).",
+        "Paper: A helps (Sec. 3.1) (2 comparisons); B is stable (supplement) (1 comparison)."
+        + why,
+        "Paper: D holds (1 comparison). Not judged at this scale: another reason.",
+    ]
