@@ -109,7 +109,6 @@ def test_group_unjudged_merges_claims_not_judged_for_one_reason() -> None:
     ]
     assert _tool().group_unjudged(verdicts) == [
         "Paper: C holds (Sec. 4). Reproduced at this scale (every seed).",
-        "Paper: A helps (Sec. 3.1) (2 comparisons); B is stable (supplement) (1 comparison)."
-        + why,
+        "Paper: A helps (Sec. 3.1) (2 comparisons); B is stable (supplement) (1 comparison)." + why,
         "Paper: D holds (1 comparison). Not judged at this scale: another reason.",
     ]
