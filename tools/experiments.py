@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import re
 import sys
 import time
 from pathlib import Path
@@ -120,23 +119,20 @@ def readme_section() -> str:
 
 
 def group_unjudged(verdicts: list[str]) -> list[str]:
-    """Verdicts with those not judged for the same reason merged into one line per reason,
-    each claim named once with the number of comparisons it covers (a study that cannot
-    judge its BN claims would otherwise repeat the reason for every variant and shift)."""
-    marker = " Not judged at this scale: "
+    """Verdicts with the claims not judged for the same reason merged into one line per
+    reason, each claim named once with the number of comparisons it covers (a study that
+    cannot judge its BN claims would otherwise repeat the reason for every variant and
+    shift). Verdicts that are not :class:`~esrgan_lab.lab.experiments.Claim` pass as they are."""
+    from esrgan_lab.lab.experiments import Claim
+
     out: list[str] = []
     groups: dict[str, dict[str, int]] = {}
     for v in verdicts:
-        if marker not in v:
+        if not (isinstance(v, Claim) and v.verdict == "not judged"):
             out.append(v)
             continue
-        claim, reason = v.split(marker, 1)
-        # "Paper: <claim> (Sec. 3.1): <variants, shift> ..." -> the claim up to its citation.
-        text = claim.removeprefix("Paper: ")
-        cited = re.match(r"(.*?\((?:Sec\.[^)]*|supplement)\))", text)
-        head = cited.group(1) if cited else text.rstrip(".")
-        counts = groups.setdefault(reason.rstrip("."), {})
-        counts[head] = counts.get(head, 0) + 1
+        counts = groups.setdefault(v.reason, {})
+        counts[v.claim] = counts.get(v.claim, 0) + 1
     for reason, counts in groups.items():
         named = "; ".join(f"{h} ({n} comparison{'s' if n > 1 else ''})" for h, n in counts.items())
         out.append(f"Paper: {named}. Not judged at this scale: {reason}.")

@@ -380,19 +380,25 @@ class Cost:
     params: int
     eval_seconds: float
     train_seconds: float
-    eval_peak_bytes: int
-    train_saved_bytes: int
+    eval_peak_bytes: int | None
+    train_saved_bytes: int | None
 
 
 def measure_cost(
-    name: str, model: nn.Module, input_shape: tuple[int, int, int, int], repeats: int = 5
+    name: str,
+    model: nn.Module,
+    input_shape: tuple[int, int, int, int],
+    repeats: int = 5,
+    *,
+    memory: bool = True,
 ) -> Cost:
     """Eval forward time, training-step time and memory of ``model``.
 
     The training step is the project's :func:`~esrgan_lab.training.steps.psnr_step`
     (forward, L1 backward, optimizer step) with a zero-rate SGD optimizer, so the
     weights stay as they are. Times are the fastest of ``repeats`` runs (they depend on the
-    machine and its load); the byte counts are exact for the given shape.
+    machine and its load); the byte counts are exact for the given shape, and ``None``
+    when ``memory`` is off (they take two more forward passes and never change).
     """
     from ..training.steps import psnr_step
 
@@ -420,9 +426,11 @@ def measure_cost(
         train_s = time_call(fwd_bwd, repeats)
         model.load_state_dict(state)
         model.zero_grad(set_to_none=True)
-        peak = peak_activation_bytes(model, x)
-        saved = saved_activation_bytes(model, x)
-        model.load_state_dict(state)
+        peak = saved = None
+        if memory:
+            peak = peak_activation_bytes(model, x)
+            saved = saved_activation_bytes(model, x)
+            model.load_state_dict(state)
     finally:
         model.train(was_training)
     return Cost(name, sum(p.numel() for p in model.parameters()), eval_s, train_s, peak, saved)
@@ -598,10 +606,10 @@ def _costs(params) -> list[dict]:
     models["BN in HR, folded (eval only)"] = fold_batchnorm(models[BN_VARIANTS[2].name])
     # Rounds that visit every model in turn, fastest per model: a slow spell of the
     # machine (seen here for seconds at a time) then costs every model a round rather
-    # than all the runs of one model.
+    # than all the runs of one model. The exact byte counts come from the first round.
     rounds = [
-        [measure_cost(n, m, shape, repeats=1) for n, m in models.items()]
-        for _ in range(int(params["cost_repeats"]))
+        [measure_cost(n, m, shape, repeats=1, memory=r == 0) for n, m in models.items()]
+        for r in range(int(params["cost_repeats"]))
     ]
     costs = [
         dataclasses.replace(
@@ -713,9 +721,10 @@ def findings(results: Mapping) -> dict[str, str]:
             + caveat
         )
         lines[f"claim test {other}"] = paper_claim(
-            f"removing BN raises PSNR (Sec. 3.1): '{names[0]}' above '{other}'",
+            "removing BN raises PSNR (Sec. 3.1)",
             plain,
             test_means(results, other),
+            comparison=f"'{names[0]}' above '{other}' on the test sets",
             unjudged=unjudged,
         )
     steady = [late_drop(r) for r in results["runs"][names[0]]]
@@ -732,10 +741,10 @@ def findings(results: Mapping) -> dict[str, str]:
         )
         lines[f"claim stability {other}"] = paper_claim(
             "BN makes training unstable: its artifacts appear occasionally among iterations "
-            f"(supplement), measured as '{other}' falling further than '{names[0]}' between "
-            "late validations",
+            "(supplement)",
             jumpy,
             steady,
+            comparison=f"'{other}' falls further than '{names[0]}' between late validations",
             unjudged=unjudged,
         )
     for other in names[1:]:
@@ -750,10 +759,11 @@ def findings(results: Mapping) -> dict[str, str]:
                 + caveat
             )
             lines[f"claim shift {other} {shift}"] = paper_claim(
-                f"BN hurts when test statistics differ from training (Sec. 3.1): under "
-                f"'{shift}', '{other}' loses more of its gain over bicubic than '{names[0]}'",
+                "BN hurts when test statistics differ from training (Sec. 3.1)",
                 base[shift],
                 drops[shift],
+                comparison=f"under '{shift}', '{other}' loses more of its gain over bicubic "
+                f"than '{names[0]}'",
                 unjudged=unjudged,
             )
     for other in names[1:]:

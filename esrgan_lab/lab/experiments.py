@@ -199,30 +199,74 @@ def compare(a: Sequence[float], b: Sequence[float], what: str, unit: str = "dB")
     )
 
 
+class Claim(str):
+    """A verdict on one of the paper's claims: the sentence, with its parts kept.
+
+    A ``str`` (notebooks and the README print it as it is) that also holds what it was
+    made from, so that readers of many verdicts (the README groups those not judged for
+    one reason) never parse the sentence back.
+
+    Attributes:
+        claim: The paper's claim with its citation (``"removing BN raises PSNR (Sec. 3.1)"``).
+        comparison: Which variants (and condition) the claim was tested on, or ``None``.
+        verdict: ``"reproduced"``, ``"contradicted"``, ``"not reproduced"`` or ``"not judged"``.
+        reason: Why it was not judged (``None`` otherwise).
+    """
+
+    claim: str
+    comparison: str | None
+    verdict: str
+    reason: str | None
+
+    def __new__(
+        cls, claim: str, verdict: str, *, comparison: str | None = None, reason: str | None = None
+    ) -> Claim:
+        tested = f"{claim}: {comparison}" if comparison else claim
+        ending = {
+            "reproduced": "Reproduced at this scale (every seed).",
+            "contradicted": "Contradicted at this scale (every seed).",
+            "not reproduced": "Not reproduced at this scale (within the seeds' spread).",
+            "not judged": f"Not judged at this scale: {reason}.",
+        }[verdict]
+        self = super().__new__(cls, f"Paper: {tested}. {ending}")
+        self.claim, self.comparison, self.verdict, self.reason = claim, comparison, verdict, reason
+        return self
+
+
 def paper_claim(
-    claim: str, better: Sequence[float], worse: Sequence[float], *, unjudged: str | None = None
-) -> str:
+    claim: str,
+    better: Sequence[float],
+    worse: Sequence[float],
+    *,
+    comparison: str | None = None,
+    unjudged: str | None = None,
+) -> Claim:
     """Whether the paper's claim that one variant beats another held at this scale.
 
     Args:
-        claim: The paper's claim, one clause (``"RRDB trains to a higher PSNR than ..."``).
+        claim: The paper's claim, one clause with its citation (``"RRDB trains to a
+            higher PSNR than residual blocks (Sec. 3.1)"``).
         better: Per-seed values of the variant the paper finds better (higher is better;
             negate a lower-is-better metric such as NIQE).
         worse: Per-seed values of the variant it finds worse.
+        comparison: Which variants (and condition) are compared, when a study tests the
+            claim more than once (``"'no BN' above 'BN in LR trunk'"``).
         unjudged: Why the comparison may not be made (say, a variant that does not beat
             bicubic); the verdict is then ``"Not judged at this scale: <reason>"``.
 
     Returns:
-        ``"Paper: <claim>. Reproduced at this scale"`` when every seed agrees with the paper
-        (:func:`separated`), ``"... Contradicted at this scale"`` when every seed disagrees,
-        ``"... Not reproduced at this scale (within the seeds' spread)"`` otherwise.
+        A :class:`Claim` reading ``"Paper: <claim>. Reproduced at this scale"`` when every
+        seed agrees with the paper (:func:`separated`), ``"... Contradicted at this
+        scale"`` when every seed disagrees, ``"... Not reproduced at this scale (within the
+        seeds' spread)"`` otherwise.
     """
     if unjudged:
-        return f"Paper: {claim}. Not judged at this scale: {unjudged}."
-    if separated(better, worse):
-        verdict = "Reproduced" if min(better) > max(worse) else "Contradicted"
-        return f"Paper: {claim}. {verdict} at this scale (every seed)."
-    return f"Paper: {claim}. Not reproduced at this scale (within the seeds' spread)."
+        verdict = "not judged"
+    elif separated(better, worse):
+        verdict = "reproduced" if min(better) > max(worse) else "contradicted"
+    else:
+        verdict = "not reproduced"
+    return Claim(claim, verdict, comparison=comparison, reason=unjudged)
 
 
 # --------------------------------------------------------------------------- studies

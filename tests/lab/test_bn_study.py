@@ -227,6 +227,10 @@ def test_measure_cost_restores_state() -> None:
     assert not model.training
     for k, v in model.state_dict().items():
         assert torch.equal(v, state[k]), k
+    quick = ab.measure_cost("bn", model, (1, 3, 8, 8), repeats=1, memory=False)
+    assert quick.eval_peak_bytes is None and quick.train_saved_bytes is None
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state[k]), k
 
 
 def test_smooth() -> None:

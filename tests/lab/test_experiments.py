@@ -21,6 +21,15 @@ def test_paper_claim_verdicts() -> None:
     assert paper_claim(claim, [2.0], [1.0]).startswith("Paper: A beats B. ")
     unjudged = paper_claim(claim, [2.0, 2.1], [1.0, 1.1], unjudged="B is below bicubic")
     assert unjudged == "Paper: A beats B. Not judged at this scale: B is below bicubic."
+    # The parts stay readable without parsing the sentence.
+    assert (unjudged.claim, unjudged.verdict, unjudged.reason) == (
+        claim,
+        "not judged",
+        "B is below bicubic",
+    )
+    tested = paper_claim(claim, [1.0, 2.1], [1.5, 1.6], comparison="on Set5")
+    assert tested.startswith("Paper: A beats B: on Set5. Not reproduced")
+    assert tested.verdict == "not reproduced" and tested.reason is None
 
 
 def test_compare_calls_overlapping_seeds_no_finding() -> None:
@@ -99,16 +108,24 @@ def test_readme_section_renders_every_stored_study() -> None:
 
 
 def test_group_unjudged_merges_claims_not_judged_for_one_reason() -> None:
-    why = " Not judged at this scale: a run is below bicubic."
+    from esrgan_lab.lab.experiments import paper_claim
+
+    why = "a run is below bicubic"
     verdicts = [
-        "Paper: A helps (Sec. 3.1): 'x' above 'y'." + why,
-        "Paper: B is stable (supplement), measured as 'y' falling further." + why,
-        "Paper: A helps (Sec. 3.1): 'x' above 'z'." + why,
-        "Paper: C holds (Sec. 4). Reproduced at this scale (every seed).",
-        "Paper: D holds. Not judged at this scale: another reason.",
+        paper_claim("A helps (Sec. 3.1)", [2], [1], comparison="'x' above 'y'", unjudged=why),
+        paper_claim("B is stable (supplement)", [2], [1], comparison="'y' falls", unjudged=why),
+        paper_claim("A helps (Sec. 3.1)", [2], [1], comparison="'x' above 'z'", unjudged=why),
+        paper_claim("C holds (Sec. 4)", [3, 4], [1, 2]),
+        paper_claim("D holds", [2], [1], unjudged="another reason"),
+        "A sentence that is no verdict.",
     ]
+    assert verdicts[0] == (
+        "Paper: A helps (Sec. 3.1): 'x' above 'y'. Not judged at this scale: " + why + "."
+    )
     assert _tool().group_unjudged(verdicts) == [
         "Paper: C holds (Sec. 4). Reproduced at this scale (every seed).",
-        "Paper: A helps (Sec. 3.1) (2 comparisons); B is stable (supplement) (1 comparison)." + why,
+        "A sentence that is no verdict.",
+        "Paper: A helps (Sec. 3.1) (2 comparisons); B is stable (supplement) (1 comparison)."
+        " Not judged at this scale: a run is below bicubic.",
         "Paper: D holds (1 comparison). Not judged at this scale: another reason.",
     ]
