@@ -14,6 +14,9 @@ holds the study code of notebook ``02_bn_removal_ablation``:
   differ from training (gain, gamma, another dataset), with PSNR relative to bicubic.
 * :func:`bn_input_stats` compares each BN layer's running statistics with the batch
   statistics of a given input; :func:`batch_stats_copy` runs BN with batch statistics.
+* :func:`worst_case` finds, by PSNR alone, the BN run and validation image where BN did
+  most harm against the BN-free model of the same seed (:func:`worst_validation` keeps
+  its outputs and colour casts): where the paper's "BN artifacts" would show.
 * :func:`fold_batchnorm` and :func:`measure_cost` measure what removing BN saves.
 """
 
@@ -544,6 +547,8 @@ def run_experiment(
             "val": mean_psnr(None, val),
             **{n: psnr_list(None, p) for n, p in test.items()},
         },
+        # Per validation image (the bicubic mean above is over the same images).
+        "val_images": {"names": val.names, "bicubic": psnr_list(None, val)},
         "images": {n: p.names for n, p in test.items()},
         "shift_sets": list(shift_sets),
         "runs": {},
@@ -551,7 +556,7 @@ def run_experiment(
     train_images = [im for s in params["train"] for im in load_source(s)]
     n_precise = int(params.get("precise_bn_batches", 0))
     results["precise_bn_batches"] = n_precise
-    models = {}
+    models, every = {}, {}
     for v in BN_VARIANTS:
         for seed, run in zip(params["seeds"], runs[v.name]):
             model = run.model(ema=False).eval()
@@ -561,7 +566,8 @@ def run_experiment(
             rec["val_final_trainer"] = rec["val_final"]
             if v.norm and n_precise:
                 precise_bn(model, patch_batches(train_images, params, n_precise, 10_000 + seed))
-            rec["val_final"] = mean_psnr(model, val)
+            rec["val_images"] = psnr_list(model, val)
+            rec["val_final"] = float(np.mean(rec["val_images"]))
             rec["test"] = {name: psnr_list(model, pairs) for name, pairs in test.items()}
             rec["shift_gain"] = shift_study({"m": model}, shift_sets)["m"]
             if v.norm:
@@ -570,6 +576,7 @@ def run_experiment(
                 )["m"]
             results["runs"].setdefault(v.name, []).append(rec)
             models.setdefault(v.name, model)
+            every[(v.name, seed)] = model
     probe = {name: next(iter(pairs)).lq for name, pairs in shift_sets.items()}
     results["bn_stats"] = {}
     for v in BN_VARIANTS[1:]:
@@ -585,8 +592,81 @@ def run_experiment(
             }
         results["bn_stats"][v.name] = per_set
     results["gallery"], images = gallery(params, test, models)
+    results["worst"], worst_images = worst_validation(results, val, every)
+    images.update(worst_images)
     results["cost"] = _costs(params)
     return results, images
+
+
+def worst_case(results: Mapping) -> dict:
+    """Where BN did most harm on the validation images, by a rule fixed in advance.
+
+    Among every BN run and validation image, the pair whose Y-PSNR falls furthest below
+    the BN-free model trained with the same seed (same initial convs, same batches). Why:
+    the paper (Sec. 3.1 and supplement) says BN "tends to bring artifacts" on some images
+    and some iterations, so a mean over images and seeds can hide them; this picks the
+    single worst case by PSNR alone, not by looking at the outputs.
+
+    Returns:
+        ``{"variant", "seed", "image", "index", "deficit"}`` (deficit in dB, positive when
+        the BN run is worse), from ``results["runs"][*][*]["val_images"]``.
+    """
+    names = results["variants"]
+    plain = {r["seed"]: r["val_images"] for r in results["runs"][names[0]]}
+    best: dict = {"deficit": -math.inf}
+    for name in names[1:]:
+        for r in results["runs"][name]:
+            for i, (a, b) in enumerate(zip(plain[r["seed"]], r["val_images"], strict=True)):
+                if a - b > best["deficit"]:
+                    best = {
+                        "variant": name,
+                        "seed": r["seed"],
+                        "image": results["val_images"]["names"][i],
+                        "index": i,
+                        "deficit": a - b,
+                    }
+    return best
+
+
+def worst_validation(
+    results: Mapping, val: PairedImageSet, models: Mapping[tuple[str, int], nn.Module]
+) -> tuple[dict, dict[str, np.ndarray]]:
+    """:func:`worst_case`'s image: the ground truth, the BN-free output and the BN output
+    (same seed) at half size, the box of :func:`artifact_box` in half-size pixels, and
+    each output's mean colour minus the ground truth's (a BN colour cast shows there).
+
+    Returns:
+        ``(record, images)``: :func:`worst_case`'s record with ``box``, ``color_shift``
+        (``{label: [B, G, R]}``, 0-255) and ``names``; images ``worst_<key>``.
+    """
+    import cv2
+
+    from ..metrics.evaluate import run_model
+
+    worst = worst_case(results)
+    pair = list(val)[worst["index"]]
+    plain = results["variants"][0]
+    outs = {
+        "gt": pair.gt,
+        "plain": run_model(models[(plain, worst["seed"])], pair.lq, val.scale),
+        "bn": run_model(models[(worst["variant"], worst["seed"])], pair.lq, val.scale),
+    }
+    gt = pair.gt.astype(np.float64)
+    shift = {k: (o.astype(np.float64) - gt).mean((0, 1)).tolist() for k, o in outs.items()}
+    # The zoom: 96 px at full size, where the BN output is worse than the BN-free one most.
+    y, x, h, w = artifact_box(gt, outs["plain"], outs["bn"], 96)
+    size = (pair.gt.shape[1] // 2, pair.gt.shape[0] // 2)
+    half = {
+        f"worst_{k}": cv2.resize(o, size, interpolation=cv2.INTER_AREA) for k, o in outs.items()
+    }
+    names = {"gt": "ground truth", "plain": plain, "bn": worst["variant"]}
+    record = {
+        **worst,
+        "box": [y // 2, x // 2, h // 2, w // 2],
+        "color_shift": {names[k]: v for k, v in shift.items() if k != "gt"},
+        "names": names,
+    }
+    return record, half
 
 
 def _costs(params) -> list[dict]:
@@ -775,9 +855,32 @@ def findings(results: Mapping) -> dict[str, str]:
             orig_run,
             f"'{other}' with batch instead of running statistics (original set)",
         )
+    if results.get("worst"):
+        lines["worst"] = _worst_line(results)
     if results.get("cost"):
         lines["cost"] = _cost_line(results)
     return lines
+
+
+def _worst_line(results: Mapping) -> str:
+    """:func:`worst_case` in words: the run, the image, its margins and colour casts."""
+    w = results["worst"]
+    i, bic = w["index"], results["val_images"]["bicubic"]
+    run = next(r for r in results["runs"][w["variant"]] if r["seed"] == w["seed"])
+    here = run["val_images"][i] - bic[i]
+    others = [f"{m - b:+.2f}" for k, (m, b) in enumerate(zip(run["val_images"], bic)) if k != i]
+    rgb = "; ".join(
+        f"'{name}' ({', '.join(f'{c:+.1f}' for c in bgr[::-1])})"
+        for name, bgr in w["color_shift"].items()
+    )
+    return (
+        f"Worst case (the BN run and validation image furthest below the BN-free model of "
+        f"the same seed, chosen by PSNR alone): '{w['variant']}', seed {w['seed']}, on image "
+        f"{w['image']}: {w['deficit']:.2f} dB below '{results['variants'][0]}' and "
+        f"{here:+.2f} dB against bicubic there (on the other validation images: "
+        f"{', '.join(others)} dB). Mean colour of the output minus the ground truth's "
+        f"(R, G, B, on 0-255): {rgb}."
+    )
 
 
 def _cost_line(results: Mapping) -> str:

@@ -245,3 +245,70 @@ def test_artifact_box_finds_the_damage() -> None:
     assert ab.artifact_box(gt, ref, test, 16) == (40, 48, 16, 16)
     y, x, h, w = ab.artifact_box(gt, ref, test, 200)
     assert (h, w) == (64, 64) and 0 <= x <= 16
+
+
+def _val_results() -> dict:
+    """Per-image validation PSNRs of three variants x two seeds (made-up values)."""
+
+    def runs(*per_seed: list[float]) -> list[dict]:
+        return [{"seed": s, "val_images": v} for s, v in enumerate(per_seed)]
+
+    return {
+        "variants": ["plain", "bn", "bn_hr"],
+        "val_images": {"names": ["x", "y"], "bicubic": [24.0, 18.0]},
+        "runs": {
+            "plain": runs([30.0, 20.0], [25.0, 20.0]),
+            "bn": runs([29.0, 20.0], [26.0, 19.0]),
+            # Seed 1 on "x" is 6 dB below plain seed 0 but only 1 dB below plain seed 1.
+            "bn_hr": runs([30.0, 17.5], [24.0, 20.0]),
+        },
+    }
+
+
+def test_worst_case_compares_each_bn_run_with_the_same_seed() -> None:
+    worst = ab.worst_case(_val_results())
+    assert worst == {"variant": "bn_hr", "seed": 0, "image": "y", "index": 1, "deficit": 2.5}
+
+
+def test_worst_validation_images_and_colour_shift() -> None:
+    results = _val_results()
+    val = PairedImageSet(_images(), 4)
+    results["val_images"]["names"] = val.names
+
+    class Offset(nn.Module):
+        """Nearest x4 upscaling plus a constant per channel (RGB, on [0, 1])."""
+
+        def __init__(self, rgb: list[float]) -> None:
+            super().__init__()
+            self.rgb = torch.tensor(rgb).view(1, 3, 1, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return nn.functional.interpolate(x, scale_factor=4) + self.rgb
+
+    models = {("plain", 0): Offset([0.0, 0.0, 0.0]), ("bn_hr", 0): Offset([0.0, 0.2, 0.0])}
+    record, images = ab.worst_validation(results, val, models)
+    pair = list(val)[1]
+    h, w = pair.gt.shape[:2]
+    assert {k: v.shape for k, v in images.items()} == {
+        f"worst_{k}": (h // 2, w // 2, 3) for k in ("gt", "plain", "bn")
+    }
+    # The green cast: +0.2 * 255 on G (clipped where the image is bright), nothing on B, R.
+    nearest = np.repeat(np.repeat(pair.lq, 4, 0), 4, 1).astype(np.float64)
+    expect = np.clip(nearest[..., 1] + 51, 0, 255).mean() - pair.gt[..., 1].mean()
+    b, g, r = record["color_shift"]["bn_hr"]
+    assert g == pytest.approx(expect, abs=0.5)
+    b0, g0, r0 = record["color_shift"]["plain"]
+    assert (b, r) == pytest.approx((b0, r0), abs=1e-9) and g > g0 + 20
+    assert record["image"] == "b" and record["seed"] == 0
+
+
+def test_worst_line_states_the_margins_and_casts_in_rgb() -> None:
+    results = _val_results()
+    results["worst"] = {
+        **ab.worst_case(results),
+        "color_shift": {"plain": [0.0, 1.0, 2.0], "bn_hr": [-3.0, 12.5, 0.25]},
+    }
+    line = ab._worst_line(results)
+    assert "'bn_hr', seed 0, on image y: 2.50 dB below 'plain'" in line
+    assert "-0.50 dB against bicubic there (on the other validation images: +6.00 dB)" in line
+    assert "'plain' (+2.0, +1.0, +0.0); 'bn_hr' (+0.2, +12.5, -3.0)" in line
