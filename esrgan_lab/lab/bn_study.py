@@ -556,7 +556,7 @@ def run_experiment(
     train_images = [im for s in params["train"] for im in load_source(s)]
     n_precise = int(params.get("precise_bn_batches", 0))
     results["precise_bn_batches"] = n_precise
-    models, every = {}, {}
+    every: dict[tuple[str, int], nn.Module] = {}
     for v in BN_VARIANTS:
         for seed, run in zip(params["seeds"], runs[v.name]):
             model = run.model(ema=False).eval()
@@ -575,8 +575,9 @@ def run_experiment(
                     {"m": model}, shift_sets, use_batch_stats=True
                 )["m"]
             results["runs"].setdefault(v.name, []).append(rec)
-            models.setdefault(v.name, model)
             every[(v.name, seed)] = model
+    # The first seed's models: the BN statistics probe and the gallery.
+    models = {v.name: every[(v.name, params["seeds"][0])] for v in BN_VARIANTS}
     probe = {name: next(iter(pairs)).lq for name, pairs in shift_sets.items()}
     results["bn_stats"] = {}
     for v in BN_VARIANTS[1:]:
