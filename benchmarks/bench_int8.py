@@ -248,16 +248,17 @@ def bicubic(datasets: list[str]) -> dict[str, float]:
 # --------------------------------------------------------------------------- CLI runs
 
 
-#: Runs the CLI in a fresh interpreter and prints that process's own peak RSS (``VmHWM``)
-#: on its last stdout line. Not ``ru_maxrss``: on Linux a child's ``ru_maxrss`` also counts
-#: the address space it was forked from (the parent's, for a vfork-spawned child), so it
-#: reported this benchmark's own peak, not the command's.
+#: Runs the CLI in a fresh interpreter and prints that process's own peak RSS (``VmHWM``,
+#: :func:`esrgan_lab.model.memory.process_memory`) on its last stdout line. Not
+#: ``ru_maxrss``: on Linux a child's ``ru_maxrss`` also counts the address space it was
+#: forked from (the parent's, for a vfork-spawned child), so it reported this benchmark's
+#: own peak, not the command's.
 _PEAK_CHILD = (
     "import sys\n"
     "from esrgan_lab.cli import main\n"
+    "from esrgan_lab.model.memory import process_memory\n"
     "code = main(sys.argv[1:])\n"
-    "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')]\n"
-    "print('VmHWM', int(hwm[0].split()[1]) * 1024 if hwm else 0)\n"
+    "print('VmHWM', process_memory('VmHWM'))\n"
     "sys.exit(code)\n"
 )
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -49,7 +48,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from esrgan_lab.inference.upscale import upscale  # noqa: E402
-from esrgan_lab.model.memory import estimate_memory  # noqa: E402
+from esrgan_lab.model.memory import estimate_memory, process_memory  # noqa: E402
 from esrgan_lab.model.rrdbnet import RRDBNet  # noqa: E402
 from esrgan_lab.training.runtime import native_bf16  # noqa: E402
 
@@ -199,11 +198,6 @@ def _speed(num_block: int, sizes: list[int], repeat: int, onnx: bool) -> list[di
     return rows
 
 
-def _vm(key: str) -> int:
-    text = Path("/proc/self/status").read_text()
-    return int(re.search(rf"{key}:\s+(\d+)", text).group(1)) * 1024
-
-
 def memory_model(weights: str, num_block: int) -> tuple[torch.nn.Module, str]:
     """The memory-run model and a one-line description of it.
 
@@ -232,7 +226,7 @@ def memory_child(size: int, tile: int | str | None, num_block: int, weights: str
     model, described = memory_model(weights, num_block)
     image = make_image(size)
     upscale(make_image(16), model)  # load the kernels before the baseline
-    base = _vm("VmRSS")
+    base = process_memory("VmRSS")
     t0 = time.perf_counter()
     out = upscale(image, model, tile=tile)
     seconds = time.perf_counter() - t0
@@ -244,7 +238,7 @@ def memory_child(size: int, tile: int | str | None, num_block: int, weights: str
                 "model": described,
                 "seconds": round(seconds, 1),
                 "baseline_rss": base,
-                "peak_rss": _vm("VmHWM"),
+                "peak_rss": process_memory("VmHWM"),
                 "output_bytes": int(out.nbytes),
                 "input_float_bytes": int(image.size * 4),
                 "estimate_untiled": estimate_memory(model, size, size),

@@ -21,7 +21,8 @@ Estimates, for the architecture explorer and the tiler:
 
 Measurements, for any module and input: :func:`saved_activation_bytes` (what autograd
 saves for backward, through ``saved_tensors_hooks``; works on the meta device) and
-:func:`peak_activation_bytes` (the peak of live tensors in an inference forward).
+:func:`peak_activation_bytes` (the peak of live tensors in an inference forward); for a
+whole process, :func:`process_memory` (its resident and peak resident memory).
 
 Why the trunk is cheap and the upsampler is not (Wang et al. 2018, Fig. 4): the trunk's
 tensors live at the input resolution, the upsampler's ``num_feat``-channel tensors at
@@ -30,8 +31,10 @@ tensors live at the input resolution, the upsampler's ``num_feat``-channel tenso
 
 from __future__ import annotations
 
+import re
 import weakref
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -186,6 +189,27 @@ def peak_activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
     finally:
         model.train(was_training)
     return int(peak)
+
+
+def process_memory(key: str = "VmHWM") -> int:
+    """This process's resident memory in bytes, as Linux reports it in ``/proc/self/status``.
+
+    Args:
+        key: ``"VmHWM"`` (peak resident set since the process started) or ``"VmRSS"``
+            (resident now).
+
+    Returns:
+        The bytes, or 0 where ``/proc`` is missing (not Linux). Not ``ru_maxrss``: a child's
+        ``ru_maxrss`` also counts the address space it was forked from.
+    """
+    try:
+        text = Path("/proc/self/status").read_text()
+    except OSError:
+        return 0
+    match = re.search(rf"^{re.escape(key)}:\s+(\d+)\s+kB", text, re.MULTILINE)
+    if match is None:
+        raise ValueError(f"{key!r} is not a field of /proc/self/status")
+    return int(match.group(1)) * 1024
 
 
 def saved_activation_elements(

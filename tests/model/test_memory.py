@@ -70,3 +70,16 @@ class _TwoOps(nn.Module):
 def test_peak_activation_bytes_counts_live_tensors() -> None:
     x = torch.rand(4, 1000)
     assert memory.peak_activation_bytes(_TwoOps(), x) == 2 * x.numel() * 4
+
+
+def test_process_memory_follows_an_allocation() -> None:
+    """A touched 64 MiB buffer raises VmRSS by about its size; VmHWM stays above VmRSS."""
+    import numpy as np
+
+    rss_before = memory.process_memory("VmRSS")
+    buffer = np.ones(64 * 2**20, dtype=np.uint8)  # np.ones writes every page
+    rss_after = memory.process_memory("VmRSS")
+    assert 0.9 * buffer.nbytes <= rss_after - rss_before <= 1.5 * buffer.nbytes
+    assert memory.process_memory("VmHWM") >= rss_after
+    with pytest.raises(ValueError, match="VmNope"):
+        memory.process_memory("VmNope")
