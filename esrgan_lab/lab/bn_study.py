@@ -776,12 +776,28 @@ def _validation_lines(results: Mapping) -> tuple[dict[str, str], str | None]:
             + "."
         )
     below = [
-        f"'{n}' with {sum(x <= 0 for x in m)} of {len(m)} seeds"
+        f"'{n}' with {sum(x <= 0 for x in m)} of {len(m)} seeds ("
+        + "; ".join(
+            _below_run(results, r, x) for r, x in zip(results["runs"][n], m, strict=True) if x <= 0
+        )
+        + ")"
         for n, m in margins.items()
         if min(m) <= 0
     ]
     unjudged = None if beats else "below bicubic on the validation images: " + ", ".join(below)
     return lines, unjudged
+
+
+def _below_run(results: Mapping, record: Mapping, margin: float) -> str:
+    """One run below bicubic in words: its seed, its margin and, when per-image scores were
+    stored, the validation image where it falls furthest below bicubic."""
+    text = f"seed {record['seed']} {margin:+.2f} dB"
+    per_image, val = record.get("val_images"), results.get("val_images")
+    if per_image and val:
+        gaps = [m - b for m, b in zip(per_image, val["bicubic"], strict=True)]
+        k = int(np.argmin(gaps))
+        text += f", {gaps[k]:+.2f} dB on image {val['names'][k]}"
+    return text
 
 
 def findings(results: Mapping) -> dict[str, str]:

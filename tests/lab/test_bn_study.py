@@ -312,3 +312,24 @@ def test_worst_line_states_the_margins_and_casts_in_rgb() -> None:
     assert "'bn_hr', seed 0, on image y: 2.50 dB below 'plain'" in line
     assert "-0.50 dB against bicubic there (on the other validation images: +6.00 dB)" in line
     assert "'plain' (+2.0, +1.0, +0.0); 'bn_hr' (+0.2, +12.5, -3.0)" in line
+
+
+def test_validation_gate_names_each_run_below_bicubic_and_its_worst_image() -> None:
+    results = _val_results()
+    results["bicubic"] = {"val": 21.0}
+    finals = {"plain": [25.0, 22.5], "bn": [24.5, 22.5], "bn_hr": [23.75, 20.5]}
+    for name, values in finals.items():
+        for run, value in zip(results["runs"][name], values, strict=True):
+            run["val_final"] = value
+    lines, unjudged = ab._validation_lines(results)
+    assert lines["bicubic"].startswith("Not every run beats bicubic")
+    # bn_hr seed 1: 0.50 dB below bicubic overall; per image +0.00 on x, +2.00 on y.
+    assert unjudged == (
+        "below bicubic on the validation images: "
+        "'bn_hr' with 1 of 2 seeds (seed 1 -0.50 dB, +0.00 dB on image x)"
+    )
+    for name in finals:
+        for run in results["runs"][name]:
+            run["val_final"] = 21.5
+    lines, unjudged = ab._validation_lines(results)
+    assert unjudged is None and lines["bicubic"].startswith("Every variant beats bicubic")
