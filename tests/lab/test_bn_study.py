@@ -324,12 +324,22 @@ def test_validation_gate_names_each_run_below_bicubic_and_its_worst_image() -> N
     lines, unjudged = ab._validation_lines(results)
     assert lines["bicubic"].startswith("Not every run beats bicubic")
     # bn_hr seed 1: 0.50 dB below bicubic overall; per image +0.00 on x, +2.00 on y.
-    assert unjudged == (
-        "below bicubic on the validation images: "
-        "'bn_hr' with 1 of 2 seeds (seed 1 -0.50 dB, +0.00 dB on image x)"
+    # Per comparison: bn_hr's failing seed blocks its own comparison with plain, not bn's.
+    assert unjudged == {
+        "bn": None,
+        "bn_hr": "below bicubic on the validation images: "
+        "'bn_hr' with 1 of 2 seeds (seed 1 -0.50 dB, +0.00 dB on image x)",
+    }
+    results["runs"]["plain"][1]["val_final"] = 20.0  # the baseline failing blocks both
+    _, unjudged = ab._validation_lines(results)
+    assert all(
+        why.startswith("below bicubic on the validation images: 'plain'")
+        for why in unjudged.values()
     )
+    assert "'bn'" not in unjudged["bn"] and "'bn_hr'" in unjudged["bn_hr"]
     for name in finals:
         for run in results["runs"][name]:
             run["val_final"] = 21.5
     lines, unjudged = ab._validation_lines(results)
-    assert unjudged is None and lines["bicubic"].startswith("Every variant beats bicubic")
+    assert unjudged == {"bn": None, "bn_hr": None}
+    assert lines["bicubic"].startswith("Every variant beats bicubic")
