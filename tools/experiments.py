@@ -63,10 +63,12 @@ def run(name: str, size: str = "full") -> None:
     params = study_params(notebook, size)
     torch.set_num_threads(int(params.get("threads", 2)))
     print(f"== {name}: {notebook} study, params {params}", flush=True)
+    # Provenance is taken before the run: the commit (and whether the tree was clean) of
+    # the code that runs, even when commits land while a long study trains.
+    prov = provenance()
     start = time.time()
     folder = REPO_ROOT / "runs" / "experiments" / (name if size == "full" else f"{name}_{size}")
     results, images = study(params, folder, progress=True)
-    prov = provenance()
     prov.update(
         {
             "experiment": name,
