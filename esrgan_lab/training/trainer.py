@@ -28,6 +28,7 @@ result)`` after every step with the :class:`~esrgan_lab.training.steps.StepResul
 from __future__ import annotations
 
 import copy
+import datetime
 import json
 import math
 import os
@@ -133,6 +134,9 @@ class Trainer:
         self.results: dict[str, Any] = {}
         #: Micro-batches per step; a resumed run may change it (:meth:`_keep_global_batch`).
         self.accumulate = cfg.data.accumulate
+        #: Taken when the run starts: the commit of the code that trains, even when commits
+        #: land while it runs (``metrics.json`` is written at the end).
+        self.provenance = provenance()
 
     # ------------------------------------------------------------------ data
 
@@ -614,7 +618,10 @@ class Trainer:
             "channels_last": self.memory_format == torch.channels_last,
             "model": self.model_config(),
             "num_params_g": sum(p.numel() for p in stage.net_g.parameters()),
-            "provenance": provenance(),
+            "provenance": {
+                **self.provenance,
+                "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            },
         }
         if stage.gan:
             percep = stage.losses.perceptual
