@@ -272,6 +272,18 @@ def paper_claim(
 # --------------------------------------------------------------------------- studies
 
 
+def study_weights(name_or_path: str) -> Path:
+    """The checkpoint a study's params name: a registry name (``"lab-psnr-x4"``), or a
+    file stored in the repository given relative to its root
+    (``"data/experiments/losses/start_g.safetensors"``), whatever the working directory.
+    """
+    from ..weights.loading import resolve_weights
+
+    text = str(name_or_path)
+    in_repo = settings.REPO_ROOT / text
+    return resolve_weights(in_repo if "/" in text and in_repo.is_file() else text)
+
+
 def study_config(params: Mapping[str, Any], **model: Any) -> Any:
     """The PSNR-stage :class:`~esrgan_lab.training.config.TrainConfig` of a stored study.
 

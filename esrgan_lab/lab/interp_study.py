@@ -6,6 +6,10 @@ checkpoints.interpolate`) against blending the two models' *outputs*
 scored on the perception-distortion plane: Y-PSNR (distortion) and NIQE (perceptual
 quality, lower is better), per image and on average, with bicubic and the published
 ESRGAN baboon result as reference points.
+
+The sweep runs for one PSNR model and several GAN stages trained from it with different
+seeds (``params["gan"]``: a weights name, or a list of ``{"seed", "weights"}``), so the
+comparison of the two methods carries the spread of the GAN training.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import numpy as np
 from ..data.images import quantize
 from ..metrics.evaluate import EvaluationReport, run_model, score_outputs
 from ..weights.checkpoints import interpolate, load_checkpoint
-from ..weights.loading import load_model, model_from_state_dict, resolve_weights
+from ..weights.loading import load_model, model_from_state_dict
 
 ALPHAS: tuple[float, ...] = tuple(round(0.1 * k, 1) for k in range(11))
 
@@ -41,60 +45,80 @@ def _score(outputs, test) -> dict[str, dict[str, list]]:
     return per_set
 
 
+def gan_ends(params: Mapping[str, object]) -> list[dict]:
+    """``params["gan"]`` as ``[{"seed": int, "weights": str}, ...]``, the first being the
+    pair the figures and crops show (a plain weights name is seed 0 alone)."""
+    gan = params["gan"]
+    if isinstance(gan, str):
+        return [{"seed": 0, "weights": gan}]
+    ends = [{"seed": int(g["seed"]), "weights": str(g["weights"])} for g in gan]
+    if not ends or len({e["seed"] for e in ends}) != len(ends):
+        raise ValueError(f"params['gan'] needs one entry per distinct seed, got {gan!r}")
+    return ends
+
+
 def run_experiment(
     params: Mapping[str, object], out: str | Path | None = None, *, progress: bool = False
 ) -> tuple[dict, dict[str, np.ndarray]]:
-    """The alpha sweep of both interpolations between ``params["psnr"]`` and
-    ``params["gan"]`` (weights names or files) on the test sets.
+    """The alpha sweep of both interpolations between ``params["psnr"]`` and each GAN model
+    of ``params["gan"]`` (:func:`gan_ends`; weights names or files) on the test sets.
 
     Returns:
-        ``(results, images)`` for :func:`esrgan_lab.lab.experiments.save`; ``images`` holds
-        crops of ``params["gallery_image"]`` at alpha 0, 0.5 and 1 for both methods.
+        ``(results, images)`` for :func:`esrgan_lab.lab.experiments.save`. ``results``
+        holds every GAN model's sweep in ``"pairs"`` (``seed``, ``weights``, ``network``,
+        ``pixel``), and the first pair's weights in ``"weights"``; ``images`` holds crops
+        of ``params["gallery_image"]`` at alpha 0, 0.5 and 1 for both methods (first pair).
     """
     from .bn_study import detail_box
-    from .experiments import test_sets
+    from .experiments import study_weights, test_sets
 
     alphas: Sequence[float] = params.get("alphas") or ALPHAS
     test = test_sets(params)
-    psnr_sd = load_checkpoint(resolve_weights(str(params["psnr"])))
-    gan_sd = load_checkpoint(resolve_weights(str(params["gan"])))
+    ends = gan_ends(params)
+    psnr_file = study_weights(str(params["psnr"]))
+    psnr_sd = load_checkpoint(psnr_file)
     keys = [(name, p.name) for name, pairs in test.items() for p in pairs]
     lq = {(name, p.name): p.lq for name, pairs in test.items() for p in pairs}
-    ends = {}
-    for label, path in (("psnr", params["psnr"]), ("gan", params["gan"])):
-        model = load_model(str(path))
-        ends[label] = {k: run_model(model, lq[k], 4) for k in keys}
+    psnr_model = load_model(psnr_file)
+    psnr_out = {k: run_model(psnr_model, lq[k], 4) for k in keys}
     results: dict = {
         "alphas": list(alphas),
         "images": {n: p.names for n, p in test.items()},
-        "weights": {"psnr": str(params["psnr"]), "gan": str(params["gan"])},
         "bicubic": _score({k: run_model("bicubic", lq[k], 4) for k in keys}, test),
-        "network": [],
-        "pixel": [],
+        "pairs": [],
     }
     gal_set, gal_name = str(params["gallery_image"]).split("/")
     gal_pair = next(p for p in test[gal_set] if p.name == gal_name)
     y, x, h, w = detail_box(gal_pair.gt, int(params["gallery_box"]))
     results["gallery"] = {"image": params["gallery_image"], "box": [y, x, h, w]}
     images = {"gallery_gt": gal_pair.gt[y : y + h, x : x + w]}
-    for alpha in alphas:
-        net = model_from_state_dict(interpolate(psnr_sd, gan_sd, alpha))
-        net_out = {k: run_model(net, lq[k], 4) for k in keys}
-        pix_out = {k: pixel_blend(ends["psnr"][k], ends["gan"][k], alpha) for k in keys}
-        results["network"].append(_score(net_out, test))
-        results["pixel"].append(_score(pix_out, test))
-        if alpha in (0.0, 0.5, 1.0):
-            tag = f"{alpha:.1f}".replace(".", "")
-            for method, outs in (("network", net_out), ("pixel", pix_out)):
-                images[f"{method}_{tag}"] = outs[(gal_set, gal_name)][y : y + h, x : x + w]
-        if progress:
-            mean = lambda s, key: np.mean([v for d in s.values() for v in d[key] if v])  # noqa: E731
-            n, p = results["network"][-1], results["pixel"][-1]
-            print(
-                f"alpha {alpha:.1f}: network {mean(n, 'psnr'):.2f} dB NIQE {mean(n, 'niqe'):.3f}"
-                f" | pixel {mean(p, 'psnr'):.2f} dB NIQE {mean(p, 'niqe'):.3f}",
-                flush=True,
-            )
+    for i, end in enumerate(ends):
+        gan_file = study_weights(end["weights"])
+        gan_sd = load_checkpoint(gan_file)
+        gan_model = load_model(gan_file)
+        gan_out = {k: run_model(gan_model, lq[k], 4) for k in keys}
+        pair = {**end, "network": [], "pixel": []}
+        for alpha in alphas:
+            net = model_from_state_dict(interpolate(psnr_sd, gan_sd, alpha))
+            net_out = {k: run_model(net, lq[k], 4) for k in keys}
+            pix_out = {k: pixel_blend(psnr_out[k], gan_out[k], alpha) for k in keys}
+            pair["network"].append(_score(net_out, test))
+            pair["pixel"].append(_score(pix_out, test))
+            if i == 0 and alpha in (0.0, 0.5, 1.0):
+                tag = f"{alpha:.1f}".replace(".", "")
+                for method, outs in (("network", net_out), ("pixel", pix_out)):
+                    images[f"{method}_{tag}"] = outs[(gal_set, gal_name)][y : y + h, x : x + w]
+            if progress:
+                mean = lambda s, key: np.mean([v for d in s.values() for v in d[key] if v])  # noqa: E731
+                n, p = pair["network"][-1], pair["pixel"][-1]
+                print(
+                    f"GAN seed {end['seed']}, alpha {alpha:.1f}: network {mean(n, 'psnr'):.2f} dB "
+                    f"NIQE {mean(n, 'niqe'):.3f} | pixel {mean(p, 'psnr'):.2f} dB "
+                    f"NIQE {mean(p, 'niqe'):.3f}",
+                    flush=True,
+                )
+        results["pairs"].append(pair)
+    results["weights"] = {"psnr": str(params["psnr"]), "gan": ends[0]["weights"]}
     results["published"] = _published_esrgan(test)
     return results, images
 
@@ -120,11 +144,13 @@ def _published_esrgan(test) -> dict | None:
 # --------------------------------------------------------------------------- reading
 
 
-def curve(results: Mapping, method: str, reduce=np.mean) -> tuple[np.ndarray, np.ndarray]:
-    """``(psnr, niqe)`` of ``method`` ("network" or "pixel") at every alpha: ``reduce``
-    (mean or median) over every test image."""
+def curve(
+    results: Mapping, method: str, reduce=np.mean, pair: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(psnr, niqe)`` of ``method`` ("network" or "pixel") at every alpha for the GAN model
+    ``results["pairs"][pair]``: ``reduce`` (mean or median) over every test image."""
     psnr, niqe = [], []
-    for per_set in results[method]:
+    for per_set in results["pairs"][pair][method]:
         psnr.append(reduce([v for s in per_set.values() for v in s["psnr"]]))
         niqe.append(reduce([v for s in per_set.values() for v in s["niqe"] if v is not None]))
     return np.asarray(psnr), np.asarray(niqe)
@@ -138,56 +164,93 @@ def reference(results: Mapping, key: str = "bicubic", reduce=np.mean) -> tuple[f
     )
 
 
+def niqe_gaps(results: Mapping, pair: int = 0) -> dict[float, float]:
+    """``{alpha: NIQE of network interpolation minus the pixel blend's at the same mean
+    Y-PSNR}`` for the intermediate alphas whose PSNR the pixel curve spans (linear
+    interpolation along the pixel curve, which is monotone in alpha). Negative: network
+    interpolation is the more natural at equal fidelity (the paper's claim)."""
+    net_p, net_n = curve(results, "network", pair=pair)
+    pix_p, pix_n = curve(results, "pixel", pair=pair)
+    order = np.argsort(pix_p)
+    return {
+        a: float(n - np.interp(p, pix_p[order], pix_n[order]))
+        for a, p, n in zip(results["alphas"], net_p, net_n)
+        if 0 < a < 1 and pix_p.min() <= p <= pix_p.max()
+    }
+
+
 def findings(results: Mapping) -> dict[str, str]:
-    """The sweep's results as sentences, every number computed from ``results``."""
+    """The sweep's results as sentences, every number computed from ``results``.
+
+    With several GAN seeds, an alpha counts for (or against) the paper's claim only when
+    every seed's NIQE gap has the same sign; otherwise it is within the seeds' spread.
+    """
+    from .experiments import Spread
+
     alphas = results["alphas"]
+    pairs = results["pairs"]
+    seeds = [p["seed"] for p in pairs]
     net_p, net_n = curve(results, "network")
-    pix_p, pix_n = curve(results, "pixel")
     bic_p, bic_n = reference(results)
+    ends = [curve(results, "network", pair=k) for k in range(len(pairs))]
+    gan_p = [float(p[-1]) for p, _ in ends]
+    gan_n = [float(n[-1]) for _, n in ends]
     w = results["weights"]
+    gan_text = (
+        f"`{w['gan']}`: {gan_p[0]:.2f} dB, NIQE {gan_n[0]:.3f}"
+        if len(pairs) == 1
+        else f"the GAN models of seeds {seeds} (first `{w['gan']}`): {Spread.of(gan_p)} dB, "
+        f"NIQE {Spread.of(gan_n)}"
+    )
     lines = {
         "ends": (
             f"Alpha 0 is `{w['psnr']}`: Y-PSNR {net_p[0]:.2f} dB, NIQE {net_n[0]:.3f}; alpha 1 is "
-            f"`{w['gan']}`: {net_p[-1]:.2f} dB, NIQE {net_n[-1]:.3f}; bicubic {bic_p:.2f} dB, "
-            f"NIQE {bic_n:.3f} (means over {sum(len(v) for v in results['images'].values())} "
-            "test images)."
+            f"{gan_text}; bicubic {bic_p:.2f} dB, NIQE {bic_n:.3f} (means over "
+            f"{sum(len(v) for v in results['images'].values())} test images)."
         )
     }
-    # At the PSNR each network-interpolated model reaches, the pixel blend's NIQE (linear
-    # interpolation along the pixel curve, which is monotone in alpha).
-    gaps = []
-    order = np.argsort(pix_p)
-    for a, p, n in zip(alphas, net_p, net_n):
-        if 0 < a < 1 and pix_p.min() <= p <= pix_p.max():
-            gaps.append((a, n - float(np.interp(p, pix_p[order], pix_n[order]))))
-    if gaps:
-        better = sum(g < 0 for _, g in gaps)
+    per_pair = [niqe_gaps(results, k) for k in range(len(pairs))]
+    shared = [a for a in per_pair[0] if all(a in g for g in per_pair)]
+    if shared:
+        gaps = {a: [g[a] for g in per_pair] for a in shared}
+        wins = [a for a in shared if max(gaps[a]) < 0]
+        losses = [a for a in shared if min(gaps[a]) > 0]
+        if len(pairs) == 1:
+            detail = ", ".join(f"{gaps[a][0]:+.3f} at alpha {a:.1f}" for a in shared)
+        else:
+            detail = "; ".join(f"alpha {a:.1f}: {Spread.of(gaps[a])}" for a in shared)
         lines["versus pixel"] = (
-            f"At the same Y-PSNR, network interpolation has the lower NIQE at {better} of "
-            f"{len(gaps)} intermediate alphas (NIQE difference network minus pixel: "
-            + ", ".join(f"{g:+.3f} at alpha {a:.1f}" for a, g in gaps)
+            f"At the same Y-PSNR, network interpolation has the lower NIQE at {len(wins)} of "
+            f"{len(shared)} intermediate alphas"
+            + ("" if len(pairs) == 1 else " with every seed")
+            + f" and the higher at {len(losses)} (NIQE of network minus pixel interpolation: "
+            + detail
             + ")."
         )
-        wins = [f"{a:.1f}" for a, g in gaps if g < 0]
         verdict = (
             "Reproduced at this scale (every intermediate alpha)"
-            if len(wins) == len(gaps)
+            if len(wins) == len(shared)
             else "Not reproduced at this scale (no intermediate alpha)"
             if not wins
-            else f"Partly reproduced at this scale (alpha {', '.join(wins)}: "
-            f"{len(wins)} of {len(gaps)})"
+            else f"Partly reproduced at this scale (alpha {', '.join(f'{a:.1f}' for a in wins)}: "
+            f"{len(wins)} of {len(shared)})"
+        )
+        spread = (
+            "one PSNR/GAN pair, so no seed spread"
+            if len(pairs) == 1
+            else f"{len(pairs)} GAN seeds from one PSNR model; an alpha counts only when every "
+            "seed agrees"
         )
         lines["claim"] = (
             "Paper: network interpolation balances perceptual quality and fidelity better than "
-            f"interpolating the outputs (Sec. 3.4, Fig. 8). {verdict}; one PSNR/GAN pair, so "
-            "no seed spread."
+            f"interpolating the outputs (Sec. 3.4, Fig. 8). {verdict}; {spread}."
         )
     within = [a for a, p in zip(alphas, net_p) if p >= bic_p - 1.0]
     if within:
         k = alphas.index(max(within))
         lines["budget"] = (
-            f"The largest alpha within 1 dB of bicubic's Y-PSNR is {alphas[k]:.1f}: "
-            f"{net_p[k]:.2f} dB, NIQE {net_n[k]:.3f}."
+            f"With `{w['gan']}`, the largest alpha within 1 dB of bicubic's Y-PSNR is "
+            f"{alphas[k]:.1f}: {net_p[k]:.2f} dB, NIQE {net_n[k]:.3f}."
         )
     pub = results.get("published")
     if pub:

@@ -24,7 +24,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import settings
 from ..data.images import array_to_tensor
 from ..data.paired import PairedImageSet
 from ..losses.backbones import VGG19_LAYERS, VGGFeatureExtractor
@@ -417,15 +416,12 @@ def run_experiment(
         ``(results, images)`` for :func:`esrgan_lab.lab.experiments.save`.
     """
     from ..metrics.evaluate import score_pairs
-    from ..weights.loading import load_model, resolve_weights
-    from .experiments import gallery, test_sets
+    from ..weights.loading import load_model
+    from .experiments import gallery, study_weights, test_sets
     from .runs import run_record
 
     out = Path(out)
-    # A registry name, or a checkpoint stored in the repository (a path relative to its root).
-    pretrained = str(params["pretrained"])
-    in_repo = settings.REPO_ROOT / pretrained
-    start = resolve_weights(in_repo if "/" in pretrained and in_repo.is_file() else pretrained)
+    start = study_weights(str(params["pretrained"]))
     base = stage2_config(params)
     names = list(params.get("variants") or [v.name for v in STAGE2_VARIANTS])
     variants = [v for v in STAGE2_VARIANTS if v.name in names]
