@@ -73,6 +73,7 @@ def run_experiment(
     from .experiments import study_weights, test_sets
 
     alphas: Sequence[float] = params.get("alphas") or ALPHAS
+    scale = int(params.get("scale", 4))
     test = test_sets(params)
     ends = gan_ends(params)
     psnr_file = study_weights(str(params["psnr"]))
@@ -80,11 +81,11 @@ def run_experiment(
     keys = [(name, p.name) for name, pairs in test.items() for p in pairs]
     lq = {(name, p.name): p.lq for name, pairs in test.items() for p in pairs}
     psnr_model = load_model(psnr_file)
-    psnr_out = {k: run_model(psnr_model, lq[k], 4) for k in keys}
+    psnr_out = {k: run_model(psnr_model, lq[k], scale) for k in keys}
     results: dict = {
         "alphas": list(alphas),
         "images": {n: p.names for n, p in test.items()},
-        "bicubic": _score({k: run_model("bicubic", lq[k], 4) for k in keys}, test),
+        "bicubic": _score({k: run_model("bicubic", lq[k], scale) for k in keys}, test),
         "pairs": [],
     }
     gal_set, gal_name = str(params["gallery_image"]).split("/")
@@ -96,11 +97,11 @@ def run_experiment(
         gan_file = study_weights(end["weights"])
         gan_sd = load_checkpoint(gan_file)
         gan_model = load_model(gan_file)
-        gan_out = {k: run_model(gan_model, lq[k], 4) for k in keys}
+        gan_out = {k: run_model(gan_model, lq[k], scale) for k in keys}
         pair = {**end, "network": [], "pixel": []}
         for alpha in alphas:
             net = model_from_state_dict(interpolate(psnr_sd, gan_sd, alpha))
-            net_out = {k: run_model(net, lq[k], 4) for k in keys}
+            net_out = {k: run_model(net, lq[k], scale) for k in keys}
             pix_out = {k: pixel_blend(psnr_out[k], gan_out[k], alpha) for k in keys}
             pair["network"].append(_score(net_out, test))
             pair["pixel"].append(_score(pix_out, test))
