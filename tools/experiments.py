@@ -105,7 +105,11 @@ def readme_section() -> str:
             continue
         art = load(folder)
         p = art.provenance
-        train = f" ({p['train_seconds'] / 60:.0f} min)" if p.get("train_seconds") else ""
+        train = ""
+        if p.get("train_seconds"):
+            train = f" ({p['train_seconds'] / 60:.0f} min)"
+            if p["train_seconds"] > p["wall_seconds"]:  # runs trained by earlier invocations
+                train = f" (reuses runs trained for {p['train_seconds'] / 60:.0f} min)"
         out.append(
             f"| {name} | `{notebook}` | `{p['command']}` ({p['size']} size) | "
             f"{p['wall_seconds'] / 60:.0f} min{train} | {p['cpu']} ({p['cpu_count']} cores, "
