@@ -187,3 +187,62 @@ def test_stored_study_start_weights_reproduce_its_start_scores(data_root) -> Non
     assert [s.psnr for s in report.scores] == pytest.approx(
         results["start"]["Set5"]["psnr"], abs=1e-3
     )
+
+
+def _gate_results(val_scores: dict[str, list[tuple[float, float]]], with_val: bool = True) -> dict:
+    """Synthetic stored results: per variant, per seed, (val PSNR, val NIQE) on one image,
+    and test NIQE that separates the variants (so only the gate decides the verdict)."""
+    names = list(val_scores)
+    runs = {
+        n: [
+            {
+                "seed": s,
+                "val": {"V": {"psnr": [p], "niqe": [q]}},
+                "test": {"T": {"psnr": [25.0], "niqe": [5.0 + i + 0.01 * s]}},
+            }
+            for s, (p, q) in enumerate(val_scores[n])
+        ]
+        for i, n in enumerate(names)
+    }
+    results = {
+        "variants": names,
+        "runs": runs,
+        "bicubic": {"T": {"psnr": [24.0], "niqe": [8.0]}},
+        "start": {"T": {"psnr": [26.0], "niqe": [8.0]}, "weights": "w"},
+    }
+    if with_val:
+        results["val"] = {"images": {"V": ["a"]}, "bicubic": {"V": {"psnr": [25.0], "niqe": [7.0]}}}
+    return results
+
+
+def test_bicubic_gate_blocks_only_runs_worse_on_both_axes() -> None:
+    """Better than bicubic on PSNR or on NIQE passes; worse on both blocks that variant's
+    comparisons (and only those), naming the seed and both margins."""
+    perc, ragan = "L1 + perceptual", "L1 + perceptual + RaGAN (ESRGAN)"
+    gan, after = "L1 + perceptual + standard GAN", "L1 + perceptual (after ReLU)"
+    results = _gate_results(
+        {
+            perc: [(24.0, 6.0), (24.5, 7.5)],  # seed 1: -0.5 dB and NIQE +0.5: dominated
+            after: [(24.0, 6.5), (24.0, 6.9)],  # lower PSNR, lower NIQE: passes
+            ragan: [(26.0, 7.5), (24.0, 6.0)],  # higher PSNR or lower NIQE: passes
+            gan: [(24.0, 6.0), (24.0, 6.0)],
+        }
+    )
+    line, reasons = ls.bicubic_gate(results)
+    assert line.startswith("Not every variant beats bicubic")
+    assert (
+        reasons[perc] is not None and "1 of 2 seeds (seed 1: -0.50 dB, NIQE +0.50)" in reasons[perc]
+    )
+    assert reasons[ragan] is None and reasons[gan] is None and reasons[after] is None
+    lines = ls.findings(results)
+    assert lines["claim features before vs after ReLU"].verdict == "not judged"
+    assert lines["claim adding RaGAN"].verdict == "not judged"
+    assert perc in lines["claim adding RaGAN"].reason
+    # RaGAN vs the standard GAN: both pass, so the test NIQE decides (RaGAN's is lower).
+    assert lines["claim RaGAN vs the standard GAN"].verdict == "reproduced"
+
+
+def test_bicubic_gate_without_validation_judges_nothing() -> None:
+    results = _gate_results({"L1 + perceptual": [(26.0, 6.0)]}, with_val=False)
+    line, reasons = ls.bicubic_gate(results)
+    assert line.startswith("Not judged") and all(reasons.values())
