@@ -233,6 +233,27 @@ class Claim(str):
         return self
 
 
+def mean_score(per_set: Mapping[str, Mapping[str, list]], metric: str) -> float:
+    """Mean of ``metric`` over every image of ``{set: {metric: [per image]}}`` (images
+    without a score, such as NIQE on a too-small image, left out)."""
+    return float(np.mean([v for s in per_set.values() for v in s[metric] if v is not None]))
+
+
+def margins_over_bicubic(
+    scores: Mapping[str, Mapping[str, list]], bicubic: Mapping[str, Mapping[str, list]]
+) -> tuple[float, float]:
+    """``(dB of Y-PSNR, NIQE points)`` by which a model beats bicubic on the same images,
+    positive when it is better (higher PSNR, lower NIQE).
+
+    A model that trades fidelity for naturalness beats bicubic when either is positive;
+    one with both non-positive is dominated by bicubic on the perception-distortion plane.
+    """
+    return (
+        mean_score(scores, "psnr") - mean_score(bicubic, "psnr"),
+        mean_score(bicubic, "niqe") - mean_score(scores, "niqe"),
+    )
+
+
 def paper_claim(
     claim: str,
     better: Sequence[float],

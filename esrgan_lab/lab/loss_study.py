@@ -482,11 +482,6 @@ def seed_scores(results: dict, variant: str, metric: str, reduce=np.mean) -> lis
     return out
 
 
-def _mean(per_set: dict, metric: str) -> float:
-    """Mean of ``metric`` over every image of ``{set: {metric: [per image]}}``."""
-    return float(np.mean([v for s in per_set.values() for v in s[metric] if v is not None]))
-
-
 def bicubic_gate(results: dict) -> tuple[str, dict[str, str | None]]:
     """Whether every run beats bicubic on the validation images, before any comparison.
 
@@ -500,20 +495,17 @@ def bicubic_gate(results: dict) -> tuple[str, dict[str, str | None]]:
         Y-PSNR, NIQE points; positive is better), and per variant why it may not be
         compared (``None`` when every seed beats bicubic).
     """
-    from .experiments import Spread
+    from .experiments import Spread, margins_over_bicubic, mean_score
 
     names = results["variants"]
     val = results.get("val") or {}
     if not val.get("images"):
         reason = "the study scored no validation images, so no run is known to beat bicubic"
         return f"Not judged: {reason}.", {n: reason for n in names}
-    bic_psnr = _mean(val["bicubic"], "psnr")
-    bic_niqe = _mean(val["bicubic"], "niqe")
+    bic_psnr = mean_score(val["bicubic"], "psnr")
+    bic_niqe = mean_score(val["bicubic"], "niqe")
     margins = {
-        n: [
-            (_mean(r["val"], "psnr") - bic_psnr, bic_niqe - _mean(r["val"], "niqe"))
-            for r in results["runs"][n]
-        ]
+        n: [margins_over_bicubic(r["val"], val["bicubic"]) for r in results["runs"][n]]
         for n in names
     }
     n_images = sum(len(v) for v in val["images"].values())

@@ -34,9 +34,10 @@ def _sweep(psnr: list[float], niqe: list[float]) -> list[dict]:
     return [{"S": {"psnr": [p], "niqe": [n]}} for p, n in zip(psnr, niqe, strict=True)]
 
 
-def _results(network_niqe: list[list[float]]) -> dict:
+def _results(network_niqe: list[list[float]], gan_val: tuple[float, float] = (24.0, 5.0)) -> dict:
     """Three alphas; the pixel blend goes linearly from (30 dB, 8) to (26 dB, 4); each
-    network sweep has the same PSNRs and its own NIQE."""
+    network sweep has the same PSNRs and its own NIQE. On the validation image bicubic
+    scores (25 dB, NIQE 7), the PSNR model (26 dB, 8) and every GAN model ``gan_val``."""
     alphas = [0.0, 0.5, 1.0]
     psnr = [30.0, 28.0, 26.0]
     pairs = [
@@ -45,6 +46,7 @@ def _results(network_niqe: list[list[float]]) -> dict:
             "weights": f"gan{s}",
             "network": _sweep(psnr, niqe),
             "pixel": _sweep(psnr, [8.0, 6.0, 4.0]),
+            "val": {"V": {"psnr": [gan_val[0]], "niqe": [gan_val[1]]}},
         }
         for s, niqe in enumerate(network_niqe)
     ]
@@ -54,7 +56,34 @@ def _results(network_niqe: list[list[float]]) -> dict:
         "bicubic": {"S": {"psnr": [27.0], "niqe": [7.0]}},
         "weights": {"psnr": "psnr", "gan": "gan0"},
         "pairs": pairs,
+        "val": {
+            "images": {"V": ["v"]},
+            "bicubic": {"V": {"psnr": [25.0], "niqe": [7.0]}},
+            "psnr": {"V": {"psnr": [26.0], "niqe": [8.0]}},
+        },
     }
+
+
+def test_the_claim_is_judged_only_when_every_end_beats_bicubic() -> None:
+    """A GAN end below bicubic in PSNR but above it in naturalness passes the gate; one
+    worse on both (dominated on the perception-distortion plane) blocks the verdict, and
+    the reason names it with its margins; without validation scores nothing is judged."""
+    sweeps = [[8.0, 5.5, 4.0], [8.0, 5.9, 4.0]]
+    ok = interp.findings(_results(sweeps))
+    assert ok["bicubic"].startswith("Every end beats bicubic on the 1 validation image ")
+    assert "`psnr`: +1.00 dB, NIQE -1.00; GAN seed 0: -1.00 dB, NIQE +2.00" in ok["bicubic"]
+    assert "Reproduced at this scale" in ok["claim"]
+    bad = interp.findings(_results(sweeps, gan_val=(24.5, 7.5)))
+    assert bad["bicubic"].startswith("Not every end beats bicubic")
+    assert "Not judged at this scale: worse than bicubic on both" in bad["claim"]
+    assert "GAN seed 1 (-0.50 dB, NIQE +0.50)" in bad["claim"]
+    assert "Reproduced" not in bad["claim"]
+    no_val = _results(sweeps)
+    del no_val["val"]
+    assert (
+        "Not judged at this scale: the study scored no validation"
+        in interp.findings(no_val)["claim"]
+    )
 
 
 def test_niqe_gap_is_measured_at_equal_psnr() -> None:
@@ -88,10 +117,16 @@ def test_run_experiment_sweeps_every_gan_seed(tmp_path, data_root, niqe_params) 
         "alphas": [0.0, 0.5, 1.0],
         "scale": 4,
         "test": ["Set5[:1]"],
+        "val": ["Set5[1:2]"],
         "gallery_image": "Set5/baby",
         "gallery_box": 32,
     }
     results, images = interp.run_experiment(params)
+    # Every end is also scored on the validation image, for the bicubic gate.
+    assert results["val"]["images"] == {"Set5": ["bird"]}
+    val_psnr = [results["val"][k]["Set5"]["psnr"][0] for k in ("bicubic", "psnr")]
+    val_psnr += [p["val"]["Set5"]["psnr"][0] for p in results["pairs"]]
+    assert len(set(val_psnr)) == 4
     assert [p["seed"] for p in results["pairs"]] == [0, 5]
     assert results["weights"] == {"psnr": str(psnr), "gan": str(gan0)}
     for k in range(2):
