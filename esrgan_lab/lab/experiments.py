@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -233,10 +233,13 @@ class Claim(str):
         return self
 
 
-def mean_score(per_set: Mapping[str, Mapping[str, list]], metric: str) -> float:
-    """Mean of ``metric`` over every image of ``{set: {metric: [per image]}}`` (images
-    without a score, such as NIQE on a too-small image, left out)."""
-    return float(np.mean([v for s in per_set.values() for v in s[metric] if v is not None]))
+def pooled_score(
+    per_set: Mapping[str, Mapping[str, list]], metric: str, reduce: Callable = np.mean
+) -> float:
+    """``reduce`` (mean or median) of ``metric`` over every image of ``{set: {metric:
+    [per image]}}``, the layout the studies store scores in (images without a score, such
+    as NIQE on a too-small image, left out)."""
+    return float(reduce([v for s in per_set.values() for v in s[metric] if v is not None]))
 
 
 def margins_over_bicubic(
@@ -249,9 +252,16 @@ def margins_over_bicubic(
     one with both non-positive is dominated by bicubic on the perception-distortion plane.
     """
     return (
-        mean_score(scores, "psnr") - mean_score(bicubic, "psnr"),
-        mean_score(bicubic, "niqe") - mean_score(scores, "niqe"),
+        pooled_score(scores, "psnr") - pooled_score(bicubic, "psnr"),
+        pooled_score(bicubic, "niqe") - pooled_score(scores, "niqe"),
     )
+
+
+def beats_bicubic(margins: tuple[float, float]) -> bool:
+    """The studies' rule for a model that may trade fidelity for naturalness: better than
+    bicubic on Y-PSNR or on NIQE (``margins`` from :func:`margins_over_bicubic`)."""
+    psnr_margin, niqe_margin = margins
+    return psnr_margin > 0 or niqe_margin > 0
 
 
 def paper_claim(

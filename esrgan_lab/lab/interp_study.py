@@ -70,7 +70,7 @@ def run_experiment(
         of ``params["gallery_image"]`` at alpha 0, 0.5 and 1 for both methods (first pair).
     """
     from .bn_study import detail_box
-    from .experiments import study_weights, test_sets
+    from .experiments import pooled_score, study_weights, test_sets
 
     alphas: Sequence[float] = params.get("alphas") or ALPHAS
     scale = int(params.get("scale", 4))
@@ -123,12 +123,11 @@ def run_experiment(
                 for method, outs in (("network", net_out), ("pixel", pix_out)):
                     images[f"{method}_{tag}"] = outs[(gal_set, gal_name)][y : y + h, x : x + w]
             if progress:
-                mean = lambda s, key: np.mean([v for d in s.values() for v in d[key] if v])  # noqa: E731
                 n, p = pair["network"][-1], pair["pixel"][-1]
                 print(
-                    f"GAN seed {end['seed']}, alpha {alpha:.1f}: network {mean(n, 'psnr'):.2f} dB "
-                    f"NIQE {mean(n, 'niqe'):.3f} | pixel {mean(p, 'psnr'):.2f} dB "
-                    f"NIQE {mean(p, 'niqe'):.3f}",
+                    f"GAN seed {end['seed']}, alpha {alpha:.1f}: network "
+                    f"{pooled_score(n, 'psnr'):.2f} dB NIQE {pooled_score(n, 'niqe'):.3f} | "
+                    f"pixel {pooled_score(p, 'psnr'):.2f} dB NIQE {pooled_score(p, 'niqe'):.3f}",
                     flush=True,
                 )
         results["pairs"].append(pair)
@@ -163,19 +162,18 @@ def curve(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(psnr, niqe)`` of ``method`` ("network" or "pixel") at every alpha for the GAN model
     ``results["pairs"][pair]``: ``reduce`` (mean or median) over every test image."""
-    psnr, niqe = [], []
-    for per_set in results["pairs"][pair][method]:
-        psnr.append(reduce([v for s in per_set.values() for v in s["psnr"]]))
-        niqe.append(reduce([v for s in per_set.values() for v in s["niqe"] if v is not None]))
-    return np.asarray(psnr), np.asarray(niqe)
+    from .experiments import pooled_score
+
+    sweep = results["pairs"][pair][method]
+    psnr = np.asarray([pooled_score(per_set, "psnr", reduce) for per_set in sweep])
+    niqe = np.asarray([pooled_score(per_set, "niqe", reduce) for per_set in sweep])
+    return psnr, niqe
 
 
 def reference(results: Mapping, key: str = "bicubic", reduce=np.mean) -> tuple[float, float]:
-    per_set = results[key]
-    return (
-        float(reduce([v for s in per_set.values() for v in s["psnr"]])),
-        float(reduce([v for s in per_set.values() for v in s["niqe"] if v is not None])),
-    )
+    from .experiments import pooled_score
+
+    return pooled_score(results[key], "psnr", reduce), pooled_score(results[key], "niqe", reduce)
 
 
 def niqe_gaps(results: Mapping, pair: int = 0) -> dict[float, float]:
@@ -204,7 +202,7 @@ def bicubic_gate(results: Mapping) -> tuple[str, str | None]:
         positive is better), and why the claim may not be judged (``None`` when every end
         beats bicubic).
     """
-    from .experiments import margins_over_bicubic, mean_score
+    from .experiments import beats_bicubic, margins_over_bicubic, pooled_score
 
     val = results.get("val") or {}
     if not val.get("images"):
@@ -216,15 +214,17 @@ def bicubic_gate(results: Mapping) -> tuple[str, str | None]:
     }
     margins = {name: margins_over_bicubic(s, bic) for name, s in ends.items()}
     below = [
-        f"{n} ({p:+.2f} dB, NIQE {-q:+.2f})" for n, (p, q) in margins.items() if p <= 0 and q <= 0
+        f"{n} ({p:+.2f} dB, NIQE {-q:+.2f})"
+        for n, (p, q) in margins.items()
+        if not beats_bicubic((p, q))
     ]
     n_images = sum(len(v) for v in val["images"].values())
     line = (
         ("Every end beats bicubic" if not below else "Not every end beats bicubic")
         + f" on the {n_images} validation image{'s' if n_images != 1 else ''} "
         + f"({', '.join(val['images'])}; better on Y-PSNR or on NIQE; bicubic "
-        + f"{mean_score(bic, 'psnr'):.2f} dB, NIQE {mean_score(bic, 'niqe'):.3f}). Margins over "
-        + "bicubic, positive is better: "
+        + f"{pooled_score(bic, 'psnr'):.2f} dB, NIQE {pooled_score(bic, 'niqe'):.3f}). "
+        + "Margins over bicubic, positive is better: "
         + "; ".join(f"{n}: {p:+.2f} dB, NIQE {q:+.2f}" for n, (p, q) in margins.items())
         + "."
     )

@@ -419,7 +419,7 @@ def run_experiment(
     """
     from ..metrics.evaluate import score_pairs
     from ..weights.loading import load_model
-    from .experiments import gallery, study_weights, test_sets
+    from .experiments import gallery, pooled_score, study_weights, test_sets
     from .runs import run_record
 
     out = Path(out)
@@ -464,7 +464,7 @@ def run_experiment(
             if res.gan_terms and seed == params["seeds"][0]:
                 results["terms"][v.name] = _term_summary(res.gan_terms)
             if progress:
-                niqe = np.mean([x for s in rec["test"].values() for x in s["niqe"] if x])
+                niqe = pooled_score(rec["test"], "niqe")
                 print(f"{v.name:<34} seed {seed}: {res.run.seconds:7.1f} s  NIQE {niqe:.3f}")
     results["gallery"], images = gallery(params, test, models)
     return results, images
@@ -475,11 +475,9 @@ def run_experiment(
 
 def seed_scores(results: dict, variant: str, metric: str, reduce=np.mean) -> list[float]:
     """Per seed: ``reduce`` (mean or median) of ``metric`` over every test image."""
-    out = []
-    for rec in results["runs"][variant]:
-        vals = [v for s in rec["test"].values() for v in s[metric] if v is not None]
-        out.append(float(reduce(vals)))
-    return out
+    from .experiments import pooled_score
+
+    return [pooled_score(rec["test"], metric, reduce) for rec in results["runs"][variant]]
 
 
 def bicubic_gate(results: dict) -> tuple[str, dict[str, str | None]]:
@@ -495,15 +493,15 @@ def bicubic_gate(results: dict) -> tuple[str, dict[str, str | None]]:
         Y-PSNR, NIQE points; positive is better), and per variant why it may not be
         compared (``None`` when every seed beats bicubic).
     """
-    from .experiments import Spread, margins_over_bicubic, mean_score
+    from .experiments import Spread, beats_bicubic, margins_over_bicubic, pooled_score
 
     names = results["variants"]
     val = results.get("val") or {}
     if not val.get("images"):
         reason = "the study scored no validation images, so no run is known to beat bicubic"
         return f"Not judged: {reason}.", {n: reason for n in names}
-    bic_psnr = mean_score(val["bicubic"], "psnr")
-    bic_niqe = mean_score(val["bicubic"], "niqe")
+    bic_psnr = pooled_score(val["bicubic"], "psnr")
+    bic_niqe = pooled_score(val["bicubic"], "niqe")
     margins = {
         n: [margins_over_bicubic(r["val"], val["bicubic"]) for r in results["runs"][n]]
         for n in names
@@ -515,7 +513,7 @@ def bicubic_gate(results: dict) -> tuple[str, dict[str, str | None]]:
         below = [
             f"seed {r['seed']}: {p:+.2f} dB, NIQE {-q:+.2f}"
             for r, (p, q) in zip(results["runs"][n], m, strict=True)
-            if p <= 0 and q <= 0
+            if not beats_bicubic((p, q))
         ]
         reasons[n] = (
             f"'{n}' is worse than bicubic on both Y-PSNR and NIQE on the validation images "
@@ -544,10 +542,10 @@ def bicubic_gate(results: dict) -> tuple[str, dict[str, str | None]]:
 
 def reference_score(results: dict, key: str, metric: str, reduce=np.mean) -> float:
     """Bicubic's or the starting PSNR model's ``metric`` over every test image."""
-    vals = [
-        v for n, s in results[key].items() if n != "weights" for v in s[metric] if v is not None
-    ]
-    return float(reduce(vals))
+    from .experiments import pooled_score
+
+    per_set = {n: s for n, s in results[key].items() if n != "weights"}
+    return pooled_score(per_set, metric, reduce)
 
 
 def findings(results: dict) -> dict[str, str]:
