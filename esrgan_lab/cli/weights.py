@@ -33,6 +33,10 @@ def _status(entry: WeightsEntry) -> str:
         return "local" if present else "not shipped"
     if present:
         return "cached"
+    if entry.package:
+        from ..weights.loading import is_available
+
+        return "installed" if is_available(entry.name) else "not installed"
     return "manual" if entry.url is None else "not cached"
 
 

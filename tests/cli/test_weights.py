@@ -124,7 +124,7 @@ def test_weights_list_shows_status(cache, capsys) -> None:
     assert main(["weights", "list"]) == 0
     out = capsys.readouterr().out
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
-    assert rows["realesrgan-x4plus"][1:4] == ["x4", "basicsr", "cached"]
+    assert rows["realesrgan-x4plus-pth"][1:4] == ["x4", "basicsr", "cached"]
     assert rows["realesrnet-x4plus"][3] == "not"  # "not cached"
     assert rows["esrgan-x4"][3] == "manual"
     assert rows["lab-gan-x4"][0] == "lab-gan-x4"
