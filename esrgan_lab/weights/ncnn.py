@@ -205,7 +205,10 @@ def read_ncnn_rrdbnet(
         CheckpointError: Graph or weights that are not an RRDBNet as described above.
     """
     layers = parse_param(param)
-    config = check_rrdbnet_graph(layers)
+    try:
+        config = check_rrdbnet_graph(layers)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{param}: {exc}") from None
     convs = [layer for layer in layers if layer.type == "Convolution"]
     try:
         blob = np.fromfile(Path(weights), dtype=np.uint8)
