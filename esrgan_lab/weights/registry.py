@@ -188,6 +188,26 @@ REGISTRY: dict[str, WeightsEntry] = _entries(
         license="Apache-2.0 (esrgan-lab)",
         local=True,
     ),
+    WeightsEntry(
+        name="full-psnr-x4",
+        filename="full-psnr-x4.safetensors",
+        scale=4,
+        layout="basicsr",
+        description="23-block RRDBNet: Real-ESRGAN x4plus fine-tuned here with L1 on bicubic x4 "
+        "(stage 1; fp16 file)",
+        license="BSD-3-Clause (derived from Real-ESRGAN's weights)",
+        local=True,
+    ),
+    WeightsEntry(
+        name="full-gan-x4",
+        filename="full-gan-x4.safetensors",
+        scale=4,
+        layout="basicsr",
+        description="23-block ESRGAN stage 2 from full-psnr-x4 (perceptual + RaGAN + L1), "
+        "network-interpolated with it (fp16 file)",
+        license="BSD-3-Clause (derived from Real-ESRGAN's weights)",
+        local=True,
+    ),
 )
 
 

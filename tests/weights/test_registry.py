@@ -223,7 +223,11 @@ def test_registry_entries_are_well_formed() -> None:
             assert e.url.startswith("https://") and e.url.endswith(e.filename)
         if e.sha256:
             assert len(e.sha256) in (8, 64) and int(e.sha256, 16) >= 0
-        assert (e.url is not None) + (e.manual_url is not None) + e.local == 1, name
+        # Exactly one source: a download, a manual download, this repository, or a package.
+        sources = (e.url is not None) + (e.manual_url is not None) + e.local
+        assert sources + (e.package is not None) == 1, name
+        if e.package is not None:
+            assert e.pip_name and ":" in e.package, name
     # BasicSR writes the first 8 hex digits of the SHA-256 into its file names.
     assert REGISTRY["esrgan-x4-basicsr"].filename.endswith(
         f"-{REGISTRY['esrgan-x4-basicsr'].sha256}.pth"
