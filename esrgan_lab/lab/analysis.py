@@ -77,6 +77,39 @@ def trunk_activation_std(model: RRDBNet, lq: torch.Tensor) -> list[float]:
     return stds
 
 
+@torch.no_grad()
+def trunk_update_ratio(model: RRDBNet, lq: torch.Tensor) -> list[float]:
+    """How much each RRDB changes the trunk: ``std(block(x) - x) / std(x)`` per block.
+
+    An RRDB returns ``x + beta * D(x)`` where ``D`` is its three residual dense blocks in a
+    row (paper Sec. 3.1, Fig. 4). ``D`` itself starts from ``x`` (each dense block adds
+    ``beta`` times its own branch to its input), so a block whose dense branches add
+    nothing still scales the trunk by ``1 + beta``: the ratio is then exactly ``beta``.
+    Above ``beta``, the block's convolutions are changing the features; in a trained
+    network the profile over depth shows how the depth is used.
+
+    Args:
+        model: An :class:`RRDBNet`.
+        lq: ``(N, C, H, W)`` input batch.
+
+    Returns:
+        ``num_block`` floats.
+    """
+    import torch.nn.functional as F
+
+    was_training = model.training
+    model.eval()
+    feat = F.pixel_unshuffle(lq, model.unshuffle) if model.unshuffle > 1 else lq
+    feat = model.conv_first(feat)
+    ratios = []
+    for block in model.body:
+        out = block(feat)
+        ratios.append(((out - feat).std() / feat.std()).item())
+        feat = out
+    model.train(was_training)
+    return ratios
+
+
 def time_runs(
     fn: Callable[[], object],
     repeats: int = 5,
