@@ -15,8 +15,9 @@ best of 3) and 512x512 (tiled as ``upscale`` tiles it by default, one run):
   weight and output rounded to bf16, accumulation in fp32, as autocast does).
 
 Accuracy: Y-PSNR (``crop_border`` = 4, the standard protocol) on Set5 and Set14 of each
-trained model -- the shipped ``lab-psnr-x4`` and ``lab-gan-x4``, and a 23-block model
-trained by ``configs/paper_cpu.yaml`` -- for every precision, as the change from fp32.
+trained model -- the shipped full-size pair ``full-psnr-x4`` / ``full-gan-x4`` and the small
+``lab-psnr-x4`` / ``lab-gan-x4`` -- for every precision, as the change from fp32; and NIQE, to
+see whether a precision keeps the GAN model's textures.
 
 Quantize time: ``esrgan-lab quantize`` of the 23-block model in a fresh process (imports
 included), at the default 64 px calibration crops and at 128 px for comparison (with the
@@ -28,7 +29,7 @@ that process (its own ``VmHWM``).
 
 Usage::
 
-    esrgan-lab train --config configs/paper_cpu.yaml --out runs/paper_cpu   # ~35 min, once
+    make full-weights          # only where data/weights/full-*.safetensors are missing
     python benchmarks/bench_int8.py                   # everything (~30 min on 2 cores)
     python benchmarks/bench_int8.py --quick           # 128 px speed, Set5, no memory run
     python benchmarks/bench_int8.py --full-weights random   # speed only, untrained model
@@ -74,7 +75,9 @@ from esrgan_lab.training.runtime import native_bf16  # noqa: E402
 from esrgan_lab.weights.loading import load_model  # noqa: E402
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "bench_int8.json"
-FULL_WEIGHTS = REPO_ROOT / "runs" / "paper_cpu" / "net_g_ema.safetensors"
+#: The trained 23-block model whose speed and accuracy are measured (shipped: `make
+#: full-weights`); its GAN partner is scored too (``--small``).
+FULL_WEIGHTS = "full-psnr-x4"
 
 
 # --------------------------------------------------------------------------- models
@@ -212,29 +215,35 @@ def speed(paths: dict, sizes: list[int], repeat: int, bf16_model: nn.Module | No
 
 
 def accuracy(label: str, paths: dict, datasets: list[str]) -> list[dict]:
+    """Y-PSNR and NIQE of every path on ``datasets``, and their change from ORT fp32: does a
+    precision keep fidelity (PSNR) and the GAN's textures (NIQE, lower is more natural)?"""
     rows = []
-    ref: dict[str, float] = {}
+    ref: dict[str, dict] = {}
     for name, (engine, build_s) in paths.items():
         if name == "torch fp32":
             continue  # same numbers as ORT fp32 within 1e-6
-        report = evaluate_model(as_bgr_fn(engine), datasets, niqe=False, progress=False)
+        report = evaluate_model(as_bgr_fn(engine), datasets, niqe=True, progress=False)
         means = report.means()
         for ds in datasets:
-            psnr = means[ds]["psnr"]
+            psnr, niqe = means[ds]["psnr"], means[ds]["niqe"]
             if name == "ORT fp32":
-                ref[ds] = psnr
+                ref[ds] = {"psnr": psnr, "niqe": niqe}
+            delta_niqe = None if niqe is None else round(niqe - ref[ds]["niqe"], 3)
             rows.append(
                 {
                     "model": label,
                     "path": name,
                     "dataset": ds,
                     "psnr_y": round(psnr, 3),
-                    "delta_db": round(psnr - ref[ds], 3),
+                    "delta_db": round(psnr - ref[ds]["psnr"], 3),
+                    "niqe": None if niqe is None else round(niqe, 3),
+                    "delta_niqe": delta_niqe,
                     "build_seconds": round(build_s, 1),
                 }
             )
             print(
-                f"  {label:<14} {name:<16} {ds:<6} {psnr:7.3f} dB ({psnr - ref[ds]:+.3f})",
+                f"  {label:<14} {name:<16} {ds:<6} {psnr:7.3f} dB ({psnr - ref[ds]['psnr']:+.3f})"
+                f", NIQE {niqe} ({delta_niqe})",
                 flush=True,
             )
     return rows
@@ -323,24 +332,26 @@ def memory_run(model_path: Path, folder: Path) -> dict:
 
 
 def full_model(weights: str) -> tuple[nn.Module, str]:
+    """The 23-block model by weights name or file; ``random`` only when asked for by name."""
     if weights == "random":
         torch.manual_seed(0)
         return RRDBNet().eval(), "random (named: speed only)"
-    path = Path(weights)
-    if not path.is_file():
-        raise ConfigError(
-            f"{path}: no trained 23-block model; train it with `esrgan-lab train --config "
-            "configs/paper_cpu.yaml --out runs/paper_cpu` (~35 min) or pass "
-            "--full-weights random for speed only"
-        )
-    return load_model(str(path)).eval(), str(path.relative_to(REPO_ROOT))
+    model = load_model(weights).eval()
+    if model.num_block != 23 or model.num_feat != 64:
+        raise ConfigError(f"{weights}: not a 23-block, 64-feature RRDBNet")
+    return model, weights
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="128 px, Set5, no CLI runs")
     p.add_argument("--full-weights", default=str(FULL_WEIGHTS), help="23-block model or 'random'")
-    p.add_argument("--small", nargs="*", default=["lab-psnr-x4", "lab-gan-x4"])
+    p.add_argument(
+        "--small",
+        nargs="*",
+        default=["full-gan-x4", "lab-psnr-x4", "lab-gan-x4"],
+        help="more trained models whose accuracy is scored on every path",
+    )
     p.add_argument("--images", type=int, default=8, help="calibration images")
     p.add_argument("--patch", type=int, default=64, help="calibration crop side (LQ px)")
     p.add_argument("--json", type=Path, default=RESULTS)
@@ -385,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  bicubic: {results['bicubic']}")
         rows = []
         if args.full_weights != "random":
-            rows += accuracy("23-block", paths, datasets)
+            rows += accuracy(label, paths, datasets)
         for name in args.small:
             small = load_model(name).eval()
             rows += accuracy(name, build_paths(small, folder / name, calibration, only), datasets)
@@ -401,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
                 row = {"patch": patch, "seconds": round(seconds, 1)}
                 if args.full_weights != "random":
                     scored = accuracy(
-                        f"23-block, {patch} px",
+                        f"{label}, {patch} px",
                         {
                             "ORT fp32": paths["ORT fp32"],
                             "OpenVINO int8": (OpenVinoModel(out), seconds),

@@ -27,6 +27,16 @@ RESULTS = ROOT / "benchmarks" / "results"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
+def delta_cell(row: dict | None) -> str:
+    """``+0.012`` (Y-PSNR change) or ``+0.012 / -0.30`` with the NIQE change."""
+    if row is None:
+        return "-"
+    text = f"{row['delta_db']:+.3f}"
+    if row.get("delta_niqe") is not None:
+        text += f" / {row['delta_niqe']:+.2f}"
+    return text
+
+
 def _load(name: str) -> dict[str, Any] | None:
     path = RESULTS / f"{name}.json"
     return json.loads(path.read_text()) if path.is_file() else None
@@ -114,6 +124,7 @@ def int8_tables(r: dict[str, Any]) -> list[str]:
         out += [
             "",
             "**Accuracy of each path** (Y-PSNR, standard protocol, change from fp32 in dB; "
+            "where measured, the change in NIQE after the slash, lower is more natural; "
             f"bicubic: {', '.join(f'{d} {v:.3f}' for d, v in r['bicubic'].items())}; int8 "
             f"calibrated on {len(r['calibration']['images'])} training images, "
             f"{r['calibration']['patch']} px crops):",
@@ -127,13 +138,18 @@ def int8_tables(r: dict[str, Any]) -> list[str]:
                 ref = cell.get((m, d, "ORT fp32"))
                 if ref is None:
                     continue
-                deltas = [
-                    f"{cell[(m, d, c)]['delta_db']:+.3f}" if (m, d, c) in cell else "-"
-                    for c in cols
-                ]
-                out.append(f"| {m} | {d} | {ref['psnr_y']:.3f} | " + " | ".join(deltas) + " |")
+                deltas = [delta_cell(cell.get((m, d, c))) for c in cols]
+                fp32 = f"{ref['psnr_y']:.3f}"
+                if ref.get("niqe") is not None:
+                    fp32 += f" / {ref['niqe']:.3f}"
+                out.append(f"| {m} | {d} | {fp32} | " + " | ".join(deltas) + " |")
         trained = not str(r["full_model"]).startswith("random")
-        source = " (trained by `configs/paper_cpu.yaml`)" if trained else ""
+        if not trained:
+            source = ""
+        elif "paper_cpu" in str(r["full_model"]):
+            source = " (trained by `configs/paper_cpu.yaml`, not shipped)"
+        else:
+            source = f" (model card: `data/weights/{r['full_model']}.md`)"
         out += ["", f"The 23-block model: `{r['full_model']}`{source}."]
         out += stale_weights(cell, models, datasets)
     for q in r.get("quantize_cli", []):
