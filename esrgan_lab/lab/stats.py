@@ -11,7 +11,7 @@ differ only in what the arms change. The comparison is therefore *paired*:
   the interval only through their seed's mean; treating the 57 image-seed pairs of three
   seeds as 57 observations would understate the seed-to-seed variance, which is what a
   rerun with another seed would see. The per-image pairs are still counted
-  (:attr:`PairedEffect.image_wins`) and printed beside the verdict as description.
+  (:attr:`PairedEffect.image_above`) and printed beside the verdict as description.
 * **The interval is Student's t** over the per-seed differences: mean ``d``, standard
   error ``s / sqrt(n)``, ``d ± t(1 - a/2, n - 1) * s / sqrt(n)`` with ``a = 0.05``
   (:func:`scipy.stats.t`). With three seeds ``t = 4.30``, so only a difference large
@@ -53,8 +53,9 @@ class PairedEffect:
         low: Lower end of the t interval (``nan`` with fewer than two seeds).
         high: Upper end of the t interval (``nan`` with fewer than two seeds).
         confidence: The interval's confidence level (0.95).
-        image_wins: How many (image, seed) pairs have A above B, when per-image values were
+        image_above: How many (image, seed) pairs have A above B, when per-image values were
             given (descriptive only: not used by the interval).
+        image_below: How many have A below B.
         image_pairs: How many (image, seed) pairs there are (0 when none were given).
     """
 
@@ -64,7 +65,8 @@ class PairedEffect:
     low: float
     high: float
     confidence: float = CONFIDENCE
-    image_wins: int = 0
+    image_above: int = 0
+    image_below: int = 0
     image_pairs: int = 0
 
     @property
@@ -92,7 +94,7 @@ def paired_effect(
         b: Arm B's endpoint for the same seeds.
         seeds: The seeds (``0 .. n-1`` when not given).
         per_image: Optional, per seed, ``(A's per-image values, B's per-image values)``
-            on the same images: counted as :attr:`PairedEffect.image_wins` (A above B).
+            on the same images: counted as :attr:`PairedEffect.image_above` / ``image_below``.
         confidence: The interval's level.
 
     Raises:
@@ -114,7 +116,7 @@ def paired_effect(
         low, high = mean - half, mean + half
     else:
         low = high = float("nan")
-    wins = pairs = 0
+    above = below = pairs = 0
     for img_a, img_b in per_image or ():
         if len(img_a) != len(img_b):
             raise ValueError("per-image values must pair up image by image")
@@ -122,7 +124,8 @@ def paired_effect(
             if x is None or y is None:
                 continue
             pairs += 1
-            wins += x > y
+            above += x > y
+            below += x < y
     return PairedEffect(
         seeds=tuple(int(s) for s in (seeds if seeds is not None else range(n))),
         differences=tuple(float(d) for d in diff),
@@ -130,7 +133,8 @@ def paired_effect(
         low=low,
         high=high,
         confidence=confidence,
-        image_wins=wins,
+        image_above=above,
+        image_below=below,
         image_pairs=pairs,
     )
 

@@ -49,5 +49,5 @@ def test_image_pairs_are_counted_not_used_by_the_interval() -> None:
     eff = paired_effect(
         [1.0, 2.0], [0.0, 1.0], per_image=[([3.0, 1.0, None], [2.0, 2.0, 1.0]), ([5.0], [4.0])]
     )
-    assert (eff.image_wins, eff.image_pairs) == (2, 3)
+    assert (eff.image_above, eff.image_below, eff.image_pairs) == (2, 1, 3)
     assert eff.low == eff.high == 1.0  # identical differences: zero-width interval
