@@ -1,4 +1,4 @@
-"""The architecture study of notebook ``01_architecture`` (paper Sec. 3.1, Fig. 4-5).
+"""The architecture study of notebook ``01_architecture`` (paper Sec. 3.1).
 
 Two questions, each answered by training through the project's trainer with several
 seeds:

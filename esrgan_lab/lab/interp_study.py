@@ -1,4 +1,4 @@
-"""Network interpolation against pixel interpolation (paper Sec. 3.4 and 4.5, Fig. 8).
+"""Network interpolation against pixel interpolation (paper Sec. 3.4 and 4.5).
 
 ``theta = (1 - alpha) theta_PSNR + alpha theta_GAN`` (:func:`esrgan_lab.weights.
 checkpoints.interpolate`) against blending the two models' *outputs*
