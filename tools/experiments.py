@@ -66,6 +66,15 @@ def run(name: str, size: str = "full") -> None:
     # Provenance is taken before the run: the commit (and whether the tree was clean) of
     # the code that runs, even when commits land while a long study trains.
     prov = provenance()
+    # The registration the study runs under, hashed before it starts: rendering refuses
+    # these results once the registration changes (esrgan_lab.lab.findings).
+    from esrgan_lab.lab import findings
+
+    if name in findings.STUDIES:
+        prov["registration"] = {
+            "sha256": findings.registration_hash(findings.registration(name)),
+            "registered": "before the run",
+        }
     start = time.time()
     folder = REPO_ROOT / "runs" / "experiments" / (name if size == "full" else f"{name}_{size}")
     results, images = study(params, folder, progress=True)
@@ -91,7 +100,8 @@ BEGIN, END = "<!-- experiments:begin -->", "<!-- experiments:end -->"
 
 def readme_section() -> str:
     """The README's stored-experiment section: per study, where and how long it ran, and
-    each of the paper's claims it tests with its verdict, all from ``data/experiments``."""
+    each registered claim it tests with effect, interval and outcome
+    (:func:`esrgan_lab.lab.findings.render`), all from ``data/experiments``."""
     from esrgan_lab.lab.experiments import load
 
     out = [
@@ -99,7 +109,7 @@ def readme_section() -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     claims: list[str] = []
-    for name, (notebook, target) in EXPERIMENTS.items():
+    for name, (notebook, _target) in EXPERIMENTS.items():
         folder = EXPERIMENTS_DIR / name
         if not (folder / "results.json").is_file():
             continue
@@ -113,36 +123,20 @@ def readme_section() -> str:
         out.append(
             f"| {name} | `{notebook}` | `{p['command']}` ({p['size']} size) | "
             f"{p['wall_seconds'] / 60:.0f} min{train} | {p['cpu']} ({p['cpu_count']} cores, "
-            f"{p['cpu_capability']}), {p['date'][:10]}, commit `{p['commit'][:8]}` |"
+            f"{p['cpu_capability']}), {p['date'][:10]}, commit `{p['commit'][:8]}`"
+            + (
+                " (not the commit the run started from: see its provenance's commit_note)"
+                if p.get("commit_note")
+                else ""
+            )
+            + " |"
         )
-        # Each study's module also holds the reading of its results as sentences.
-        lines = importlib.import_module(target.split(":")[0]).findings(art.results)
-        claims += [
-            f"* **{name}**: {v}"
-            for v in group_unjudged([v for k, v in lines.items() if "claim" in k])
-        ]
+        # Every verdict comes from the one renderer, from the registration and the stored
+        # results (refused when the registration changed since the run).
+        from esrgan_lab.lab.findings import render, study_findings
+
+        claims += [f"* **{name}**: {render(f, notes=False)}" for f in study_findings(name)]
     return "\n".join([*out, "", *claims])
-
-
-def group_unjudged(verdicts: list[str]) -> list[str]:
-    """Verdicts with the claims not judged for the same reason merged into one line per
-    reason, each claim named once with the number of comparisons it covers (a study that
-    cannot judge its BN claims would otherwise repeat the reason for every variant and
-    shift). Verdicts that are not :class:`~esrgan_lab.lab.experiments.Claim` pass as they are."""
-    from esrgan_lab.lab.experiments import Claim
-
-    out: list[str] = []
-    groups: dict[str, dict[str, int]] = {}
-    for v in verdicts:
-        if not (isinstance(v, Claim) and v.verdict == "not judged"):
-            out.append(v)
-            continue
-        counts = groups.setdefault(v.reason, {})
-        counts[v.claim] = counts.get(v.claim, 0) + 1
-    for reason, counts in groups.items():
-        named = "; ".join(f"{h} ({n} comparison{'s' if n > 1 else ''})" for h, n in counts.items())
-        out.append(f"Paper: {named}. Not judged at this scale: {reason}.")
-    return out
 
 
 def render_readme(check: bool = False) -> int:

@@ -180,57 +180,21 @@ class Spread:
         return f"{self.mean:.2f} ± {self.std:.2f} ({spread})"
 
 
-def separated(a: Sequence[float], b: Sequence[float]) -> bool:
-    """Whether two variants' per-seed values do not overlap at all (every seed of one is
-    above every seed of the other): the project's bar for calling a difference a finding
-    at three seeds."""
-    return min(a) > max(b) or min(b) > max(a)
-
-
 def compare(a: Sequence[float], b: Sequence[float], what: str, unit: str = "dB") -> str:
-    """One sentence comparing two variants' per-seed values, with their spread."""
-    sa, sb = Spread.of(a), Spread.of(b)
-    diff = sa.mean - sb.mean
-    if separated(a, b):
-        return f"{what}: {diff:+.2f} {unit} (every seed; {sa} vs {sb})"
-    return (
-        f"{what}: {diff:+.2f} {unit} on average, within the spread of the seeds "
-        f"({sa} vs {sb}) - not a finding at this scale"
+    """One descriptive sentence on two arms' per-seed values (same seeds, same order): the
+    paired mean difference with its 95 % t interval (:mod:`esrgan_lab.lab.stats`) and each
+    arm's spread. No verdict: the registered claims are judged by
+    :mod:`esrgan_lab.lab.findings`."""
+    from .stats import paired_effect
+
+    eff = paired_effect(a, b)
+    interval = (
+        f"95 % interval {eff.low:+.2f} to {eff.high:+.2f}, paired over {eff.n} seeds"
+        if eff.n > 1
+        else "1 seed, no interval"
     )
-
-
-class Claim(str):
-    """A verdict on one of the paper's claims: the sentence, with its parts kept.
-
-    A ``str`` (notebooks and the README print it as it is) that also holds what it was
-    made from, so that readers of many verdicts (the README groups those not judged for
-    one reason) never parse the sentence back.
-
-    Attributes:
-        claim: The paper's claim with its citation (``"removing BN raises PSNR (Sec. 3.1)"``).
-        comparison: Which variants (and condition) the claim was tested on, or ``None``.
-        verdict: ``"reproduced"``, ``"contradicted"``, ``"not reproduced"`` or ``"not judged"``.
-        reason: Why it was not judged (``None`` otherwise).
-    """
-
-    claim: str
-    comparison: str | None
-    verdict: str
-    reason: str | None
-
-    def __new__(
-        cls, claim: str, verdict: str, *, comparison: str | None = None, reason: str | None = None
-    ) -> Claim:
-        tested = f"{claim}: {comparison}" if comparison else claim
-        ending = {
-            "reproduced": "Reproduced at this scale (every seed).",
-            "contradicted": "Contradicted at this scale (every seed).",
-            "not reproduced": "Not reproduced at this scale (within the seeds' spread).",
-            "not judged": f"Not judged at this scale: {reason}.",
-        }[verdict]
-        self = super().__new__(cls, f"Paper: {tested}. {ending}")
-        self.claim, self.comparison, self.verdict, self.reason = claim, comparison, verdict, reason
-        return self
+    u = f" {unit}" if unit else ""
+    return f"{what}: {eff.mean:+.2f}{u} ({interval}; {Spread.of(a)} vs {Spread.of(b)})"
 
 
 def pooled_score(
@@ -248,56 +212,13 @@ def margins_over_bicubic(
     """``(dB of Y-PSNR, NIQE points)`` by which a model beats bicubic on the same images,
     positive when it is better (higher PSNR, lower NIQE).
 
-    A model that trades fidelity for naturalness beats bicubic when either is positive;
-    one with both non-positive is dominated by bicubic on the perception-distortion plane.
+    Reported beside the verdicts (:mod:`esrgan_lab.lab.findings`); never used to leave a
+    run out of a comparison.
     """
     return (
         pooled_score(scores, "psnr") - pooled_score(bicubic, "psnr"),
         pooled_score(bicubic, "niqe") - pooled_score(scores, "niqe"),
     )
-
-
-def beats_bicubic(margins: tuple[float, float]) -> bool:
-    """The studies' rule for a model that may trade fidelity for naturalness: better than
-    bicubic on Y-PSNR or on NIQE (``margins`` from :func:`margins_over_bicubic`)."""
-    psnr_margin, niqe_margin = margins
-    return psnr_margin > 0 or niqe_margin > 0
-
-
-def paper_claim(
-    claim: str,
-    better: Sequence[float],
-    worse: Sequence[float],
-    *,
-    comparison: str | None = None,
-    unjudged: str | None = None,
-) -> Claim:
-    """Whether the paper's claim that one variant beats another held at this scale.
-
-    Args:
-        claim: The paper's claim, one clause with its citation (``"RRDB trains to a
-            higher PSNR than residual blocks (Sec. 3.1)"``).
-        better: Per-seed values of the variant the paper finds better (higher is better;
-            negate a lower-is-better metric such as NIQE).
-        worse: Per-seed values of the variant it finds worse.
-        comparison: Which variants (and condition) are compared, when a study tests the
-            claim more than once (``"'no BN' above 'BN in LR trunk'"``).
-        unjudged: Why the comparison may not be made (say, a variant that does not beat
-            bicubic); the verdict is then ``"Not judged at this scale: <reason>"``.
-
-    Returns:
-        A :class:`Claim` reading ``"Paper: <claim>. Reproduced at this scale"`` when every
-        seed agrees with the paper (:func:`separated`), ``"... Contradicted at this
-        scale"`` when every seed disagrees, ``"... Not reproduced at this scale (within the
-        seeds' spread)"`` otherwise.
-    """
-    if unjudged:
-        verdict = "not judged"
-    elif separated(better, worse):
-        verdict = "reproduced" if min(better) > max(worse) else "contradicted"
-    else:
-        verdict = "not reproduced"
-    return Claim(claim, verdict, comparison=comparison, reason=unjudged)
 
 
 # --------------------------------------------------------------------------- studies

@@ -1,40 +1,15 @@
-"""The stored-experiment statistics: when a difference counts, and the paper verdicts."""
+"""The stored-experiment descriptions and the README's verdict section."""
 
 from __future__ import annotations
 
 from esrgan_lab.lab import arch_study as arch
-from esrgan_lab.lab.experiments import compare, paper_claim, separated
+from esrgan_lab.lab.experiments import compare
 
 
-def test_separated_needs_every_seed_beyond_the_other() -> None:
-    assert separated([1.0, 1.1, 1.2], [0.5, 0.6, 0.9])
-    assert not separated([1.0, 1.1, 0.8], [0.5, 0.6, 0.9])
-
-
-def test_paper_claim_verdicts() -> None:
-    claim = "A beats B"
-    assert paper_claim(claim, [2.0, 2.1], [1.0, 1.1]).endswith(
-        "Reproduced at this scale (every seed)."
-    )
-    assert "Contradicted at this scale" in paper_claim(claim, [1.0, 1.1], [2.0, 2.1])
-    assert "Not reproduced at this scale" in paper_claim(claim, [1.0, 2.1], [1.5, 1.6])
-    assert paper_claim(claim, [2.0], [1.0]).startswith("Paper: A beats B. ")
-    unjudged = paper_claim(claim, [2.0, 2.1], [1.0, 1.1], unjudged="B is below bicubic")
-    assert unjudged == "Paper: A beats B. Not judged at this scale: B is below bicubic."
-    # The parts stay readable without parsing the sentence.
-    assert (unjudged.claim, unjudged.verdict, unjudged.reason) == (
-        claim,
-        "not judged",
-        "B is below bicubic",
-    )
-    tested = paper_claim(claim, [1.0, 2.1], [1.5, 1.6], comparison="on Set5")
-    assert tested.startswith("Paper: A beats B: on Set5. Not reproduced")
-    assert tested.verdict == "not reproduced" and tested.reason is None
-
-
-def test_compare_calls_overlapping_seeds_no_finding() -> None:
-    assert "not a finding" in compare([1.0, 2.0], [1.5, 1.6], "x")
-    assert "every seed" in compare([3.0, 3.1], [1.5, 1.6], "x")
+def test_compare_gives_the_paired_interval_and_no_verdict() -> None:
+    text = compare([3.0, 3.2], [1.5, 1.6], "x")
+    assert text.startswith("x: +1.55 dB (95 % interval") and "paired over 2 seeds" in text
+    assert "finding" not in text and "Reproduced" not in text
 
 
 def _deep_results(esrgan_finals: list[float], bicubic: float = 26.0) -> dict:
@@ -58,16 +33,12 @@ def _deep_results(esrgan_finals: list[float], bicubic: float = 26.0) -> dict:
     }
 
 
-def test_deep_claim_only_when_the_remedied_trunk_beats_bicubic() -> None:
-    lines = arch.findings(_deep_results([26.3, 26.4, 26.5]))
-    assert lines["deep claim"].endswith("Reproduced at this scale (every seed).")
-    assert "above it with every seed" in lines["deep esrgan"]
-    assert "above it with 0 of 3 seeds" in lines["deep plain"]
-
-    below = arch.findings(_deep_results([25.5, 26.4, 26.5]))
-    assert "Not judged at this scale" in below["deep claim"]
-    assert "no finding is drawn" in below["deep compare"]
+def test_deep_description_keeps_every_run_and_draws_no_verdict() -> None:
+    below = arch.description(_deep_results([25.5, 26.4, 26.5]))
     assert "above it with 2 of 3 seeds" in below["deep esrgan"]
+    assert "above it with 0 of 3 seeds" in below["deep plain"]
+    assert "95 % interval" in below["deep compare"] and "no finding" not in below["deep compare"]
+    assert not any("claim" in k for k in below)
 
 
 def _tool():
@@ -103,29 +74,6 @@ def test_readme_section_renders_every_stored_study() -> None:
     for name in tool.EXPERIMENTS:
         if (tool.EXPERIMENTS_DIR / name / "results.json").is_file():
             assert f"| {name} |" in section
-    assert "Paper: " in section
+    assert "Paper (arXiv 1809.00219v2" in section and "95 % interval" in section
+    assert "registered after the run: exploratory" in section
     assert tool.render_readme(check=True) == 0, "run: python tools/experiments.py readme"
-
-
-def test_group_unjudged_merges_claims_not_judged_for_one_reason() -> None:
-    from esrgan_lab.lab.experiments import paper_claim
-
-    why = "a run is below bicubic"
-    verdicts = [
-        paper_claim("A helps (Sec. 3.1)", [2], [1], comparison="'x' above 'y'", unjudged=why),
-        paper_claim("B is stable (supplement)", [2], [1], comparison="'y' falls", unjudged=why),
-        paper_claim("A helps (Sec. 3.1)", [2], [1], comparison="'x' above 'z'", unjudged=why),
-        paper_claim("C holds (Sec. 4)", [3, 4], [1, 2]),
-        paper_claim("D holds", [2], [1], unjudged="another reason"),
-        "A sentence that is no verdict.",
-    ]
-    assert verdicts[0] == (
-        "Paper: A helps (Sec. 3.1): 'x' above 'y'. Not judged at this scale: " + why + "."
-    )
-    assert _tool().group_unjudged(verdicts) == [
-        "Paper: C holds (Sec. 4). Reproduced at this scale (every seed).",
-        "A sentence that is no verdict.",
-        "Paper: A helps (Sec. 3.1) (2 comparisons); B is stable (supplement) (1 comparison)."
-        " Not judged at this scale: a run is below bicubic.",
-        "Paper: D holds (1 comparison). Not judged at this scale: another reason.",
-    ]

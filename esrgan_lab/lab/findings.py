@@ -1,0 +1,439 @@
+"""Registered claims and their verdicts: one typed finding, one renderer.
+
+Each stored study lists, in its notebook's params file (``notebooks/params/<nb>.yaml``,
+section ``registration``), every claim it tests: what is claimed and by whom (the paper,
+arXiv 1809.00219v2, or the project's own question), the paper's sentence it rests on and
+where it is, the two arms, the primary endpoint (metric, test images, aggregate), the
+direction the claim predicts, and the decision rule (:mod:`esrgan_lab.lab.stats`: paired
+over seeds, 95 % t interval, reproduced / contradicted / inconclusive).
+
+The registration's hash (:func:`registration_hash`) is stored in the study's provenance.
+``tools/experiments.py run`` stores it at the start of a run (``registered: before the
+run``); rendering refuses results whose stored hash differs from the current
+registration (:class:`RegistrationChanged`: rerun the study), so a rule cannot change
+after the results are seen without the change showing.
+
+The four studies stored before this machinery existed carry the hash of a registration
+written **after** their runs (``registered: after the run``): their verdicts are rendered
+as *exploratory*, never as pre-registered.
+
+No run is dropped: every seed of both arms enters the paired statistics; margins over
+bicubic, collapses and colour casts are reported in :attr:`Finding.notes` beside the
+verdict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .stats import Direction, Outcome, PairedEffect, outcome, paired_effect
+
+#: Stored study name -> the notebook whose params file registers its claims.
+STUDIES: dict[str, str] = {
+    "architecture": "01_architecture",
+    "bn_removal": "02_bn_removal_ablation",
+    "losses": "03_losses",
+    "interpolation": "04_inference",
+}
+
+PAPER = "arXiv 1809.00219v2"
+
+
+class RegistrationChanged(RuntimeError):
+    """The stored results were made under another registration than the current one."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """The primary endpoint of a claim, as registered."""
+
+    metric: str
+    images: str
+    aggregate: str
+    unit: str
+    shift: str | None = None
+
+
+@dataclass(frozen=True)
+class RegisteredClaim:
+    """One claim as the params file registers it (see the module docstring)."""
+
+    id: str
+    source: str
+    claim: str
+    where: str
+    paper_text: str
+    arms: tuple[str, str]
+    endpoint: Endpoint
+    direction: Direction
+    rule: str
+
+    @classmethod
+    def of(cls, d: Mapping[str, Any]) -> RegisteredClaim:
+        ep = d["endpoint"]
+        arms = tuple(d["arms"])
+        if len(arms) != 2:
+            raise ValueError(f"claim {d['id']}: two arms (A, B), not {arms}")
+        return cls(
+            id=str(d["id"]),
+            source=str(d["source"]),
+            claim=str(d["claim"]),
+            where=str(d["where"]),
+            paper_text=str(d["paper_text"]).strip(),
+            arms=(str(arms[0]), str(arms[1])),
+            endpoint=Endpoint(
+                metric=str(ep["metric"]),
+                images=str(ep["images"]),
+                aggregate=str(ep["aggregate"]),
+                unit=str(ep.get("unit", "")),
+                shift=ep.get("shift"),
+            ),
+            direction=d["direction"],
+            rule=str(d["rule"]),
+        )
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A registered claim with its effect, interval and outcome on stored results.
+
+    Attributes:
+        study: The stored study's name.
+        claim: The registered claim.
+        effect: The paired effect ``A - B`` of the endpoint over the seeds.
+        outcome: ``reproduced``, ``contradicted`` or ``inconclusive``.
+        registered: ``"before the run"`` or ``"after the run"`` (then exploratory).
+        notes: What else the runs show, reported and never used to drop a run (margins over
+            bicubic, runs below it, collapses, colour casts, protocol caveats).
+    """
+
+    study: str
+    claim: RegisteredClaim
+    effect: PairedEffect
+    outcome: Outcome
+    registered: str
+    notes: tuple[str, ...] = ()
+
+    @property
+    def exploratory(self) -> bool:
+        return self.registered != "before the run"
+
+
+# --------------------------------------------------------------------------- registration
+
+
+def registration(study: str) -> dict[str, Any]:
+    """The ``registration`` section of ``study``'s params file."""
+    from .experiments import notebook_params
+
+    reg = notebook_params(STUDIES[study]).get("registration")
+    if not reg or not reg.get("claims"):
+        raise KeyError(f"notebooks/params/{STUDIES[study]}.yaml registers no claims")
+    return reg
+
+
+def registration_hash(reg: Mapping[str, Any]) -> str:
+    """SHA-256 of the registration as canonical JSON (key order and YAML layout do not
+    count; every word, arm, endpoint, direction and rule does)."""
+    text = json.dumps(reg, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def registered_claims(study: str) -> list[RegisteredClaim]:
+    return [RegisteredClaim.of(c) for c in registration(study)["claims"]]
+
+
+def check_registration(study: str, provenance: Mapping[str, Any]) -> str:
+    """``provenance``'s registration record checked against the current registration.
+
+    Returns:
+        ``"before the run"`` or ``"after the run"``, as recorded.
+
+    Raises:
+        RegistrationChanged: No record, or a hash that differs from the current one.
+    """
+    rec = provenance.get("registration") or {}
+    cmd = f"`make experiments NAME={study}`"
+    if not rec.get("sha256"):
+        raise RegistrationChanged(
+            f"{study}: its stored results record no registration; rerun {cmd} so that its "
+            "provenance records the registration it was run under"
+        )
+    now = registration_hash(registration(study))
+    if rec["sha256"] != now:
+        raise RegistrationChanged(
+            f"{study}: the registration in notebooks/params/{STUDIES[study]}.yaml changed "
+            f"since the stored run (stored {rec['sha256'][:12]}, now {now[:12]}); rerun {cmd}, "
+            "or restore the registration it was run under"
+        )
+    return str(rec.get("registered", "after the run"))
+
+
+# --------------------------------------------------------------------------- endpoints
+
+#: Per seed: (the endpoint's value, the per-image values or ``None``).
+SeedValues = dict[int, tuple[float, list | None]]
+
+
+def _per_image_psnr(rec: Mapping[str, Any]) -> list[float]:
+    return [v for s in rec["test"].values() for v in s]
+
+
+def _test_psnr(results: Mapping, arm: str, ep: Endpoint) -> SeedValues:
+    return {
+        r["seed"]: (float(np.mean(_per_image_psnr(r))), _per_image_psnr(r))
+        for r in results["runs"][arm]
+    }
+
+
+def _test_niqe(results: Mapping, arm: str, ep: Endpoint) -> SeedValues:
+    from .experiments import pooled_score
+
+    return {
+        r["seed"]: (
+            pooled_score(r["test"], "niqe"),
+            [v for s in r["test"].values() for v in s["niqe"]],
+        )
+        for r in results["runs"][arm]
+    }
+
+
+def _deep_val_psnr(results: Mapping, arm: str, ep: Endpoint) -> SeedValues:
+    out: SeedValues = {}
+    for r in results["deep"]["runs"][arm]:
+        if r["val_final"] is None:
+            raise ValueError(f"deep run '{arm}' seed {r['seed']} has no final score")
+        out[r["seed"]] = (float(r["val_final"]), None)
+    return out
+
+
+def _late_val_drop(results: Mapping, arm: str, ep: Endpoint) -> SeedValues:
+    from .bn_study import late_drop
+
+    return {r["seed"]: (late_drop(r), None) for r in results["runs"][arm]}
+
+
+def _shift_gain_change(results: Mapping, arm: str, ep: Endpoint) -> SeedValues:
+    return {
+        r["seed"]: (r["shift_gain"][ep.shift] - r["shift_gain"]["original"], None)
+        for r in results["runs"][arm]
+    }
+
+
+def _niqe_at_equal_psnr(results: Mapping, arm: str, ep: Endpoint) -> SeedValues:
+    """Per GAN seed: the mean over the intermediate alphas of ``arm``'s NIQE, where the
+    pixel blend's NIQE is read at the network curve's Y-PSNR (linear along the pixel
+    curve). Both arms use the same alphas: those whose network PSNR the pixel curve spans
+    for every seed."""
+    from .interp_study import curve
+
+    pairs = results["pairs"]
+    reads: list[dict[float, tuple[float, float]]] = []
+    for k in range(len(pairs)):
+        net_p, net_n = curve(results, "network", pair=k)
+        pix_p, pix_n = curve(results, "pixel", pair=k)
+        order = np.argsort(pix_p)
+        reads.append(
+            {
+                a: (float(n), float(np.interp(p, pix_p[order], pix_n[order])))
+                for a, p, n in zip(results["alphas"], net_p, net_n)
+                if 0 < a < 1 and pix_p.min() <= p <= pix_p.max()
+            }
+        )
+    shared = [a for a in reads[0] if all(a in r for r in reads)]
+    side = {"network interpolation": 0, "pixel interpolation": 1}[arm]
+    return {
+        p["seed"]: (float(np.mean([r[a][side] for a in shared])), None)
+        for p, r in zip(pairs, reads, strict=True)
+    }
+
+
+ENDPOINTS: dict[str, Callable[[Mapping, str, Endpoint], SeedValues]] = {
+    "test_psnr": _test_psnr,
+    "test_niqe": _test_niqe,
+    "deep_val_psnr": _deep_val_psnr,
+    "late_val_drop": _late_val_drop,
+    "shift_gain_change": _shift_gain_change,
+    "niqe_at_equal_psnr": _niqe_at_equal_psnr,
+}
+
+
+# --------------------------------------------------------------------------- notes
+
+
+def _validation_notes(study: str, results: Mapping, arms: Sequence[str]) -> list[str]:
+    """Each arm's margin over bicubic on the study's validation images, per seed, with the
+    runs below it named: reported beside the verdict, never used to drop a run."""
+    from .experiments import margins_over_bicubic
+
+    out = []
+    if study in ("architecture", "bn_removal"):
+        deep = any(a in results.get("deep", {}).get("runs", {}) for a in arms)
+        runs = results["deep"]["runs"] if deep else results["runs"]
+        bic = results["bicubic"]["val"]
+        for arm in arms:
+            m = [(r["seed"], r["val_final"] - bic) for r in runs[arm]]
+            text = ", ".join(f"seed {s} {x:+.2f} dB" for s, x in m)
+            below = [s for s, x in m if x <= 0]
+            flag = f" (below bicubic: seed {', '.join(map(str, below))})" if below else ""
+            out.append(f"'{arm}' minus bicubic on validation Y-PSNR: {text}{flag}.")
+        if study == "bn_removal":
+            from .bn_study import _below_run
+
+            for arm in arms:
+                for r in results["runs"][arm]:
+                    x = r["val_final"] - bic
+                    if x <= 0 and r.get("val_images"):
+                        out.append(
+                            f"'{arm}' {_below_run(results, r, x)} (kept in the statistics; "
+                            "BN's artefacts are what the claim is about)."
+                        )
+            w = results.get("worst")
+            if w and w["variant"] in arms:
+                cast = "; ".join(
+                    f"'{n}' ({', '.join(f'{c:+.1f}' for c in bgr[::-1])})"
+                    for n, bgr in w["color_shift"].items()
+                )
+                out.append(
+                    f"Colour cast of the worst BN run ('{w['variant']}' seed {w['seed']}, image "
+                    f"{w['image']}), mean output minus ground truth in R, G, B: {cast}."
+                )
+    elif study == "losses":
+        val = results.get("val") or {}
+        for arm in arms:
+            m = [
+                (r["seed"], *margins_over_bicubic(r["val"], val["bicubic"]))
+                for r in results["runs"][arm]
+            ]
+            out.append(
+                f"'{arm}' against bicubic on validation (positive is better): "
+                + ", ".join(f"seed {s} {p:+.2f} dB, NIQE {q:+.2f}" for s, p, q in m)
+                + "."
+            )
+    elif study == "interpolation":
+        val = results.get("val") or {}
+        ends = {f"`{results['weights']['psnr']}`": val["psnr"]} | {
+            f"GAN seed {p['seed']}": p["val"] for p in results["pairs"]
+        }
+        out.append(
+            "Ends against bicubic on validation (positive is better): "
+            + "; ".join(
+                f"{n} {p:+.2f} dB, NIQE {q:+.2f}"
+                for n, (p, q) in (
+                    (n, margins_over_bicubic(s, val["bicubic"])) for n, s in ends.items()
+                )
+            )
+            + "."
+        )
+    return out
+
+
+def _interpolation_per_alpha(results: Mapping) -> str:
+    """Per intermediate alpha: the paired NIQE gap (network minus pixel at equal Y-PSNR)
+    over the GAN seeds, with its interval and outcome (secondary, descriptive)."""
+    from .interp_study import niqe_gaps
+
+    per_pair = [niqe_gaps(results, k) for k in range(len(results["pairs"]))]
+    shared = [a for a in per_pair[0] if all(a in g for g in per_pair)]
+    parts = []
+    for a in shared:
+        gaps = [g[a] for g in per_pair]
+        eff = paired_effect(gaps, [0.0] * len(gaps))
+        parts.append(f"{a:.1f}: {eff.mean:+.2f} [{eff.low:+.2f}, {eff.high:+.2f}]")
+    return (
+        "Secondary, per alpha (NIQE gap, network minus pixel at equal Y-PSNR, 95 % interval "
+        "over the GAN seeds): " + "; ".join(parts) + "."
+    )
+
+
+# --------------------------------------------------------------------------- findings
+
+
+def evaluate(
+    study: str,
+    results: Mapping[str, Any],
+    claims: Sequence[RegisteredClaim],
+    registered: str,
+) -> list[Finding]:
+    """Every registered claim of ``study`` on ``results``: paired effect, interval, outcome."""
+    out = []
+    for c in claims:
+        get = ENDPOINTS[c.endpoint.metric]
+        a, b = (get(results, arm, c.endpoint) for arm in c.arms)
+        seeds = [s for s in a if s in b]
+        if len(seeds) != len(a) or len(seeds) != len(b):
+            raise ValueError(f"{study}/{c.id}: the arms do not share their seeds")
+        per_image = [(a[s][1], b[s][1]) for s in seeds if a[s][1] is not None]
+        eff = paired_effect(
+            [a[s][0] for s in seeds], [b[s][0] for s in seeds], seeds, per_image=per_image
+        )
+        notes = _validation_notes(study, results, c.arms)
+        if c.endpoint.metric == "niqe_at_equal_psnr":
+            notes.append(_interpolation_per_alpha(results))
+        out.append(Finding(study, c, eff, outcome(eff, c.direction), registered, tuple(notes)))
+    return out
+
+
+def study_findings(study: str) -> list[Finding]:
+    """The stored study's findings, after checking its registration (see the module
+    docstring); raises :class:`RegistrationChanged` when it must be rerun."""
+    from .experiments import EXPERIMENTS_DIR, load
+
+    art = load(EXPERIMENTS_DIR / study)
+    registered = check_registration(study, art.provenance)
+    return evaluate(study, art.results, registered_claims(study), registered)
+
+
+def render(f: Finding, notes: bool = True) -> str:
+    """One finding as Markdown: who claims what and where, the arms and endpoint, effect,
+    interval and outcome (named by its metric), and whether it was registered before the
+    run; then the notes."""
+    c, e = f.claim, f.effect
+    unit = f" {c.endpoint.unit}" if c.endpoint.unit else ""
+    who = {
+        "paper": f"Paper ({PAPER}, {c.where})",
+        "project": f"Project's question (not a claim of the paper; nearest text: {c.where})",
+    }.get(c.source, f"{c.source} ({c.where})")
+    metric = c.endpoint.metric.replace("_", " ")
+    side = e.image_above if c.direction == "higher" else e.image_below
+    images = (
+        f"{side} of {e.image_pairs} image-seed pairs on the predicted side, described only; "
+        if e.image_pairs
+        else ""
+    )
+    label = (
+        "registered before the run"
+        if not f.exploratory
+        else "registered after the run: exploratory"
+    )
+    text = (
+        f"{who}: {c.claim}. A = '{c.arms[0]}', B = '{c.arms[1]}'; endpoint {metric} "
+        f"({c.endpoint.aggregate}, {c.endpoint.images}); predicted: A {c.direction} than B. "
+        f"Effect A - B {e.mean:+.3f}{unit}, 95 % interval [{e.low:+.3f}, {e.high:+.3f}]"
+        f" (paired over seeds {list(e.seeds)}: "
+        + ", ".join(f"{d:+.3f}" for d in e.differences)
+        + f"; {images}t, {e.n - 1} df). "
+        f"**{f.outcome.capitalize()}** on {metric} ({label})."
+    )
+    if notes and f.notes:
+        text += " " + " ".join(f.notes)
+    return text
+
+
+def render_markdown(study: str, notes: bool = True) -> str:
+    """A stored study's findings as a Markdown list (the notebooks display this)."""
+    return "\n".join(f"* {render(f, notes)}" for f in study_findings(study))
+
+
+def paper_references(study: str) -> str:
+    """The closing note: each registered claim, where it is, and the sentence it rests on."""
+    return "\n".join(
+        f'* `{c.id}` ({c.source}, {c.where}): {c.claim}. Rests on: "{c.paper_text}"'
+        for c in registered_claims(study)
+    )
