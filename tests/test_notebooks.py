@@ -33,6 +33,7 @@ CONSTANTS: dict[str, str] = {
     "2017": "FID's year",
     "2004": "SSIM's year",
     "1809.00219": "the paper's arXiv number",
+    "95": "the confidence level of the intervals (95 %)",
 }
 NUMBER = re.compile(r"(?<![\w.`^/-])\d+(?:\.\d+)?(?:e-?\d+)?(?![\w`])")
 
