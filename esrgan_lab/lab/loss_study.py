@@ -484,7 +484,7 @@ def validation_margins(results: dict) -> str:
     """Every run's margins over bicubic on the validation images (dB of Y-PSNR, NIQE
     points; positive is better), per variant over the seeds: reported, never used to
     leave a run out of a comparison."""
-    from .experiments import Spread, margins_over_bicubic, pooled_score
+    from .experiments import MARGIN_CONVENTION, Spread, margins_over_bicubic, pooled_score
 
     val = results.get("val") or {}
     if not val.get("images"):
@@ -497,7 +497,7 @@ def validation_margins(results: dict) -> str:
     return (
         f"Against bicubic on the {n_images} validation image{'s' if n_images != 1 else ''} "
         f"({', '.join(val['images'])}; bicubic {pooled_score(val['bicubic'], 'psnr'):.2f} dB, "
-        f"NIQE {pooled_score(val['bicubic'], 'niqe'):.3f}), positive is better: "
+        f"NIQE {pooled_score(val['bicubic'], 'niqe'):.3f}; {MARGIN_CONVENTION}): "
         + "; ".join(
             f"{n}: {Spread.of([p for p, _ in m])} dB, NIQE {Spread.of([q for _, q in m])}"
             for n, m in margins.items()
