@@ -61,3 +61,31 @@ def test_shipped_weights_reproduce_their_stored_outputs(name: str) -> None:
     model = load_model(name)
     assert np.abs(run_model(model, lq, 4).astype(int) - ref).max() <= 1
     assert np.abs(upscale(lq, model).astype(int) - ref).max() <= 1
+
+
+# --- the full-size pair (make full-weights) --------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["full-psnr-x4", "full-gan-x4"])
+def test_full_pair_is_the_papers_network_in_fp16_files(name: str) -> None:
+    from safetensors import safe_open
+
+    model = load_model(name)
+    assert (model.scale, model.num_feat, model.num_block, model.num_grow_ch) == (4, 64, 23, 32)
+    assert sum(p.numel() for p in model.parameters()) == 16_697_987
+    assert next(model.parameters()).dtype == torch.float32  # fp16 file, fp32 model
+    with safe_open(str(WEIGHTS / f"{name}.safetensors"), "pt") as f:
+        assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"F16"}
+    card = (WEIGHTS / f"{name}.md").read_text()
+    assert "Real-ESRGAN" in card, "the card says where the weights start from"
+
+
+@pytest.mark.parametrize("name", ["full-psnr-x4", "full-gan-x4"])
+def test_full_pair_reproduces_its_stored_scores(name: str, data_root) -> None:
+    """The first Set5 image scored now equals the stored evaluation the card renders."""
+    stored = json.loads((WEIGHTS / "runs" / f"eval_{name}.json").read_text())
+    first = next(s for s in stored["images"] if s["dataset"] == "Set5")
+    report = evaluate_model(name, ["Set5"], niqe=False, progress=False, max_images=1)
+    (score,) = report.scores
+    assert score.image == first["image"]
+    assert score.psnr == pytest.approx(first["psnr"], abs=0.01)
