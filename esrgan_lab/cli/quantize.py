@@ -111,12 +111,14 @@ def is_onnx_name(path: Path) -> bool:
 
 
 def check_onnx_input(path: Path) -> None:
-    """The input must be an ONNX file, readable as one (an IR or a checkpoint is not).
+    """The input must be an ONNX file, readable and valid as one (not an IR, a checkpoint,
+    a truncated or a corrupt file).
 
     Raises:
         ConfigError: One line naming the file and what it is instead.
     """
     from ..errors import ConfigError
+    from ..inference.onnx import load_proto
     from ..inference.openvino import is_ir
 
     if is_ir(path):
@@ -124,8 +126,7 @@ def check_onnx_input(path: Path) -> None:
             f"{path}: an OpenVINO model, already compiled; quantize takes the fp32 .onnx "
             "of esrgan-lab export"
         )
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such ONNX file")
+    load_proto(path, check=True)  # missing, truncated or corrupt: one line
 
 
 def run(args: argparse.Namespace) -> int:
