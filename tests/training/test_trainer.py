@@ -358,3 +358,45 @@ def test_validation_at_start_and_cli_resume(tmp_path: Path, capsys) -> None:
     assert "resumed from" in capsys.readouterr().out
     rows = read_log(out / "psnr" / "log.csv")
     assert [r["iter"] for r in rows] == ["0", "1", "2", "3", "4"]
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        ({"model": {"num_feat": -3}}, "model.num_feat"),
+        ({"model": {"num_block": 0}}, "model.num_block"),
+        ({"model": {"num_grow_ch": -1}}, "model.num_grow_ch"),
+        ({"model": {"num_feat": 2.5}}, "model.num_feat"),
+        ({"data": {"gt_size": -32}}, "data.gt_size"),
+        ({"data": {"num_workers": -1}}, "data.num_workers"),
+        ({"gan": {"discriminator": {"num_feat": 0}}}, "gan.discriminator.num_feat"),
+        ({"model": {"num_feats": 8}}, "model.num_feats"),
+    ],
+)
+def test_bad_model_sizes_and_keys_are_config_errors_naming_the_key(
+    tmp_path: Path, capsys, section: dict, key: str
+) -> None:
+    """Issue 31: `model: {num_feat: -3}` was a torch traceback ("negative dimension")."""
+    from esrgan_lab.cli import main
+
+    ((name, value),) = section.items()
+    path = tiny_config(tmp_path, **{name: value})
+    with pytest.raises(ConfigError, match=repr(key).replace(".", r"\.")):
+        load_config(path)
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(path), "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and key in err and not out.exists()
+
+
+def test_pretrained_of_another_scale_or_size_names_the_key(tmp_path: Path) -> None:
+    from esrgan_lab.weights.checkpoints import save_checkpoint
+
+    x2 = save_checkpoint(make_tiny(scale=2), tmp_path / "x2.safetensors")
+    path = tiny_config(tmp_path, stages=["gan"], gan={"pretrained_g": str(x2)})
+    with pytest.raises(ConfigError, match=r"'gan.pretrained_g'.*x2 model.*'scale' is 4"):
+        run_training(load_config(path), tmp_path / "a")
+    wide = save_checkpoint(make_tiny(num_feat=16), tmp_path / "wide.safetensors")
+    path = tiny_config(tmp_path, stages=["psnr"], psnr={"pretrained_g": str(wide)})
+    with pytest.raises(ConfigError, match=r"'psnr.pretrained_g'.*num_feat 16.*'model.num_feat'"):
+        run_training(load_config(path), tmp_path / "b")
