@@ -47,6 +47,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from ..errors import CheckpointError, ConfigError
 from ..fileio import atomic_path, atomic_write_text
 from ..model.rrdbnet import RRDBNet
+from ..procs import DieWithParent
 from ..settings import provenance
 from .config import StageConfig, TrainConfig, to_dict
 from .log import CsvLog, RunningMeans
@@ -190,6 +191,8 @@ class Trainer:
             if "fork" in mp.get_all_start_methods():
                 kwargs["multiprocessing_context"] = "fork"
             kwargs["prefetch_factor"] = 4
+            # Workers end with this process, even when it is SIGKILLed (no orphans).
+            kwargs["worker_init_fn"] = DieWithParent(os.getpid(), ignore_sigint=False)
         a = self.accumulate
         loader = DataLoader(
             dataset,

@@ -1,0 +1,82 @@
+"""Child processes that end with their parent.
+
+``prepare-data``'s process pool and the trainer's data-loader workers are forked children.
+If the parent dies without a chance to clean up (SIGKILL from the OOM killer or a
+scheduler), a child is reparented to init and, left alone, idles there as an orphan.
+:class:`DieWithParent` runs first in every such child (the pool's ``initializer``, the
+loader's ``worker_init_fn``) and ties the child's life to the parent's:
+
+* Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``, so the kernel kills the child the moment its
+  parent goes, whatever signal ended it; then one check that the parent is still the one
+  that started the child (it may have died before the ``prctl``).
+* Elsewhere (or if ``prctl`` is unavailable): a daemon thread that polls the parent's pid
+  every :data:`POLL_SECONDS` and ends the child when it changes.
+
+It also makes the child ignore SIGINT by default (Ctrl-C reaches the whole process group,
+and the parent alone decides what an interrupt means: stop the pool, remove temporaries)
+and puts back SIGTERM's default action (a forked child inherits the parent's handlers).
+
+``PR_SET_PDEATHSIG`` fires when the *thread* that forked the child ends; the pools and
+loaders here are started from the thread that then waits on them, so that is the parent's
+lifetime in practice.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+#: ``PR_SET_PDEATHSIG`` from ``<linux/prctl.h>``.
+PR_SET_PDEATHSIG = 1
+#: Poll interval of the fallback watchdog thread.
+POLL_SECONDS = 0.5
+
+
+def _set_pdeathsig(sig: int) -> bool:
+    """Ask the Linux kernel to send ``sig`` to this process when its parent dies."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(POLL_SECONDS)
+    os._exit(1)
+
+
+class DieWithParent:
+    """Callable run at the start of a child process: end it when ``parent`` dies.
+
+    Picklable (for spawn start methods) and indifferent to its call arguments, so it
+    serves as a process pool ``initializer`` and as a DataLoader ``worker_init_fn``.
+
+    Args:
+        parent: The parent's pid (default: the process that builds this object).
+        ignore_sigint: Ignore SIGINT in the child (the parent handles Ctrl-C).
+    """
+
+    def __init__(self, parent: int | None = None, *, ignore_sigint: bool = True) -> None:
+        self.parent = os.getpid() if parent is None else int(parent)
+        self.ignore_sigint = ignore_sigint
+
+    def __call__(self, *_: Any) -> None:
+        # A forked child inherits the parent's Python handlers; SIGTERM (the parent ending
+        # its workers) must end a worker, not raise in it.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if self.ignore_sigint:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if not _set_pdeathsig(signal.SIGKILL):
+            threading.Thread(target=_watch, args=(self.parent,), daemon=True).start()
+        if os.getppid() != self.parent:  # the parent died before the prctl took hold
+            os._exit(1)
