@@ -234,16 +234,30 @@ def test_mixed_precision_and_channels_last_path(tmp_path: Path) -> None:
     """The GPU settings (bf16 autocast, channels_last) exercised on the CPU."""
     from esrgan_lab.training.trainer import Trainer
 
-    cfg = load_config(tiny_config(tmp_path), [("psnr.total_iter", 2), ("gan.total_iter", 2)])
-    trainer = Trainer(cfg, tmp_path / "amp")
-    trainer.amp_dtype = torch.bfloat16
-    trainer.memory_format = torch.channels_last
-    results = trainer.run()
-    rows = read_log(tmp_path / "amp" / "gan" / "log.csv")
+    overrides = [("psnr.total_iter", 2), ("gan.total_iter", 2), ("runtime.amp", "none")]
+    cfg = load_config(tiny_config(tmp_path), overrides)
+    runs = {}
+    for name, amp, fmt in (
+        ("fp32", None, torch.contiguous_format),
+        ("amp", torch.bfloat16, torch.channels_last),
+    ):
+        trainer = Trainer(cfg, tmp_path / name)
+        trainer.amp_dtype, trainer.memory_format = amp, fmt
+        runs[name] = (trainer.run(), tmp_path / name)
+    results, out = runs["amp"]
+    rows = read_log(out / "gan" / "log.csv")
     assert all(float(r["l_g_total"]) > 0 and float(r["l_d"]) > 0 for r in rows)
     assert results["gan"]["val_psnr_y"] > 0
-    state = load_file(str(tmp_path / "amp" / "net_g.safetensors"))
+    state = load_file(str(out / "net_g.safetensors"))
     assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in state.values())
+    # bf16 autocast is really used (the losses differ from the same run in fp32, whose
+    # first step sees the same weights and batch) and stays close (bf16 keeps 8 bits).
+    for stage, key in (("psnr", "l_pix"), ("gan", "l_g_total")):
+        ref = read_log(runs["fp32"][1] / stage / "log.csv")
+        got = read_log(out / stage / "log.csv")
+        a, b = float(ref[0][key]), float(got[0][key])
+        assert a != b, f"{stage}.{key}: identical to fp32, bf16 autocast not applied"
+        assert abs(a - b) < 0.05 * abs(a), (stage, key, a, b)
 
 
 def test_gan_stage_needs_a_generator(tmp_path: Path) -> None:
