@@ -121,12 +121,8 @@ def test_torch_metrics_match_numpy(y):
 # --------------------------------------------------------------------------- NIQE
 
 
-@pytest.fixture
-def niqe_params():
-    path = settings.niqe_params_path()
-    if path is None:
-        pytest.skip("NIQE pristine model not available (ESRGAN_LAB_NIQE_PARAMS / ESRGAN_LAB_DATA)")
-    return path
+# ``niqe_params`` is the fixture of tests/conftest.py: a missing pristine model goes
+# through helpers.missing (a skip, or a failure under ESRGAN_LAB_REQUIRE_DATA=1).
 
 
 def test_niqe_sharp_lower_than_blurred(niqe_params):
