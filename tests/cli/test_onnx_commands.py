@@ -165,6 +165,13 @@ def test_ir_folder_named_like_onnx_loads_as_openvino(tmp_path, exported, capsys,
     from esrgan_lab.inference.engines import load
 
     assert isinstance(load(odd), OpenVinoModel)
+    # the lab API and evaluate take it too
+    import esrgan_lab as lab
+
+    hr = _hr_folder(tmp_path / "hr")
+    report = lab.evaluate_model(str(odd), [hr], niqe=False, progress=False)
+    assert len(report.scores) == 2
+    assert main(["evaluate", "--model", str(odd), "--dataset", str(hr), "--no-niqe"]) == 0
 
 
 def _set5_psnr(model, tmp_path, capsys) -> float:
