@@ -12,9 +12,10 @@ loader's ``worker_init_fn``) and ties the child's life to the parent's:
 * Elsewhere (or if ``prctl`` is unavailable): a daemon thread that polls the parent's pid
   every :data:`POLL_SECONDS` and ends the child when it changes.
 
-It also makes the child ignore SIGINT by default (Ctrl-C reaches the whole process group,
-and the parent alone decides what an interrupt means: stop the pool, remove temporaries)
-and puts back SIGTERM's default action (a forked child inherits the parent's handlers).
+For a pool worker it also makes the child ignore SIGINT (Ctrl-C reaches the whole process
+group, and the parent alone decides what an interrupt means: stop the pool, remove
+temporaries) and puts back SIGTERM's default action (a forked child inherits the parent's
+handlers); DataLoader workers keep the handlers torch gives them.
 
 ``PR_SET_PDEATHSIG`` fires when the *thread* that forked the child ends; the pools and
 loaders here are started from the thread that then waits on them, so that is the parent's
@@ -63,18 +64,20 @@ class DieWithParent:
 
     Args:
         parent: The parent's pid (default: the process that builds this object).
-        ignore_sigint: Ignore SIGINT in the child (the parent handles Ctrl-C).
+        pool_signals: For a process-pool worker: ignore SIGINT (the parent handles
+            Ctrl-C) and put back SIGTERM's default action (a forked child inherits the
+            parent's Python handlers, and SIGTERM from the parent must end the worker,
+            not raise in it). ``False`` for DataLoader workers, whose signal handlers
+            torch installs itself (its SIGTERM handler exits quietly).
     """
 
-    def __init__(self, parent: int | None = None, *, ignore_sigint: bool = True) -> None:
+    def __init__(self, parent: int | None = None, *, pool_signals: bool = True) -> None:
         self.parent = os.getpid() if parent is None else int(parent)
-        self.ignore_sigint = ignore_sigint
+        self.pool_signals = pool_signals
 
     def __call__(self, *_: Any) -> None:
-        # A forked child inherits the parent's Python handlers; SIGTERM (the parent ending
-        # its workers) must end a worker, not raise in it.
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        if self.ignore_sigint:
+        if self.pool_signals:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_IGN)
         if not _set_pdeathsig(signal.SIGKILL):
             threading.Thread(target=_watch, args=(self.parent,), daemon=True).start()

@@ -192,7 +192,7 @@ class Trainer:
                 kwargs["multiprocessing_context"] = "fork"
             kwargs["prefetch_factor"] = 4
             # Workers end with this process, even when it is SIGKILLed (no orphans).
-            kwargs["worker_init_fn"] = DieWithParent(os.getpid(), ignore_sigint=False)
+            kwargs["worker_init_fn"] = DieWithParent(os.getpid(), pool_signals=False)
         a = self.accumulate
         loader = DataLoader(
             dataset,

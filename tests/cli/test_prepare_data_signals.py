@@ -185,3 +185,37 @@ def test_sigkill_ends_the_trainers_data_loader_workers(tmp_path: Path) -> None:
         assert not alive, f"orphan loader workers after SIGKILL: {[p.pid for p in alive]}"
     finally:
         _kill_left(workers)
+
+
+def test_trainer_loader_workers_keep_torchs_quiet_sigterm(tmp_path: Path) -> None:
+    """DieWithParent leaves torch's own worker signal handlers alone: torch ends a loader
+    worker with SIGTERM, and its handler makes the worker exit with status 0 (a worker
+    killed by the signal makes torch raise "DataLoader worker ... killed by signal")."""
+    script = """
+import signal, sys
+from esrgan_lab.training.config import from_dict
+from esrgan_lab.training.trainer import Trainer
+cfg = from_dict({
+    "model": {"num_feat": 8, "num_block": 1, "num_grow_ch": 4},
+    "data": {"train": ["sample:train[:1]"], "val": [], "gt_size": 32, "batch_size": 1,
+             "num_workers": 2},
+    "runtime": {"device": "cpu", "num_threads": 1},
+})
+it = Trainer(cfg, sys.argv[1])._loader(0, 0)
+next(it)
+signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # torch's check would raise on a bad exit
+worker = it._workers[0]
+worker.terminate()
+worker.join(10)
+print("exitcode", worker.exitcode)
+"""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "run")],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "exitcode 0" in proc.stdout, (proc.stdout, proc.stderr[-2000:])
