@@ -44,9 +44,10 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "quantize",
         help="int8 post-training quantization of an ONNX model (OpenVINO/NNCF or ONNX Runtime)",
-        description="Quantize an fp32 ONNX graph to int8, calibrated on training images: "
-        "with NNCF into an OpenVINO IR folder (default; the fast path on x86 CPUs), or with "
-        "ONNX Runtime into a QDQ .onnx file.",
+        description="Quantize an fp32 ONNX graph to int8, calibrated on training images. "
+        "The output name picks the format: -o NAME.onnx is an int8 QDQ .onnx file (ONNX "
+        "Runtime), any other name an OpenVINO IR folder (NNCF; the fast path on x86 CPUs). "
+        "--engine openvino with an .onnx name is refused.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
