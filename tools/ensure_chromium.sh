@@ -2,7 +2,8 @@
 # Make sure Debian's chromium is installed for the browser tests (tests/test_browser.py).
 #
 # Prints the browser's path on stdout and exits 0 when it is (or now is) installed.
-# Exit status 3: apt cannot reach its package servers (the caller skips the browser test).
+# Exit status 3: apt cannot provide chromium (unreachable servers, no such package): the caller
+# skips the browser test, saying why.
 # Any other non-zero status: a real failure (not root, apt error), which should fail loudly.
 #
 # Playwright's own `playwright install` downloads a browser build from a CDN; we use the
@@ -29,22 +30,25 @@ if [ "$(id -u)" != "0" ]; then
     fi
 fi
 export DEBIAN_FRONTEND=noninteractive
-# apt-get update exits 0 even when every mirror is unreachable, so check its warnings.
+# apt's messages in English whatever the user's locale, so the checks below can read them.
+export LC_ALL=C LANGUAGE=
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
-if ! timeout 120 $SUDO apt-get update >"$log" 2>&1 \
-        || grep -Eq '^(W|E): (Failed to fetch|Some index files failed)' "$log"; then
-    if grep -Eqi 'temporary failure resolving|could not resolve|network is unreachable|connection (failed|timed out|refused)|failed to fetch' "$log"; then
-        echo "ensure_chromium: apt cannot reach its package servers" >&2
+update_log="$(mktemp)"
+trap 'rm -f "$log" "$update_log"' EXIT
+# Whether the package can be had is decided by installing it, not by apt-get update's
+# warnings: update exits 0 with every mirror unreachable, and warns about one failing
+# mirror while the others (or the lists already on disk) still serve chromium.
+timeout 120 $SUDO apt-get update >"$update_log" 2>&1 || true
+if ! timeout 600 $SUDO apt-get install -y -q --no-install-recommends chromium >"$log" 2>&1; then
+    # Only the install's own messages decide: no package (lists never fetched) or no
+    # server to download it from. Anything else (dpkg, disk, lock) fails loudly.
+    if grep -Eqi "unable to locate package|has no installation candidate|temporary failure resolving|could not resolve|network is unreachable|connection (failed|timed out|refused)|failed to fetch" "$log"; then
+        echo "ensure_chromium: chromium cannot be had from apt here: $(grep -E '^(E|W): ' "$log" | tail -n 1)" >&2
         exit 3
     fi
-    cat "$log" >&2
+    cat "$update_log" "$log" >&2
     exit 1
 fi
-timeout 600 $SUDO apt-get install -y -q --no-install-recommends chromium >"$log" 2>&1 || {
-    cat "$log" >&2
-    exit 1
-}
 if [ ! -x "$BROWSER" ]; then
     echo "ensure_chromium: apt installed chromium but $BROWSER is missing" >&2
     exit 1

@@ -8,6 +8,10 @@ folder, parallel, resumable, and the meta file of its ``generate_meta_info`` scr
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -129,12 +133,32 @@ def run(args: argparse.Namespace) -> int:
 
     from ..data.prepare import extract_paired_subimages, extract_subimages
 
-    if args.lq_src is None:
-        summary = extract_subimages(args.src, args.out, **options)
-    else:
-        scale = DEFAULT_SCALE if args.scale is None else args.scale
-        summary = extract_paired_subimages(
-            args.src, args.out, args.lq_src, args.lq_out, scale=scale, **options
-        )
+    with _sigterm_as_interrupt():
+        if args.lq_src is None:
+            summary = extract_subimages(args.src, args.out, **options)
+        else:
+            scale = DEFAULT_SCALE if args.scale is None else args.scale
+            summary = extract_paired_subimages(
+                args.src, args.out, args.lq_src, args.lq_out, scale=scale, **options
+            )
     _report(summary, args)
     return 0
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill PID``, a scheduler's stop) cleans up like Ctrl-C: the workers are
+    ended and no temporary file stays. SIGKILL cannot be caught; the workers then die
+    with this process (:class:`esrgan_lab.procs.DieWithParent`)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

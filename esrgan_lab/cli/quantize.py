@@ -1,9 +1,11 @@
 """``esrgan-lab quantize``: int8 post-training quantization of an exported fp32 ONNX model.
 
-Two engines: ``openvino`` (default where installed: NNCF quantization, an OpenVINO IR
-folder out) and ``onnxruntime`` (ONNX Runtime's static QDQ quantization, an ``.onnx``
-file out). Either output is accepted by ``esrgan-lab upscale --weights`` and
-``esrgan-lab evaluate --model``.
+Two engines, chosen by the output name unless ``--engine`` is given: ``-o NAME.onnx``
+writes an int8 ONNX file (ONNX Runtime's static QDQ quantization, the engine that reads
+``.onnx``); any other name is an OpenVINO IR folder (NNCF quantization, the fast CPU
+path). ``--engine openvino`` with an ``.onnx`` name is refused up front (an IR is a
+folder), as is ``--engine onnxruntime`` with any other name. Either output is accepted by
+``esrgan-lab upscale --weights`` and ``esrgan-lab evaluate --model``.
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ from pathlib import Path
 _EPILOG = """\
 examples:
   esrgan-lab export --weights lab-psnr-x4 -o model.onnx
-  esrgan-lab quantize model.onnx -o model_int8                # OpenVINO IR folder
+  esrgan-lab quantize model.onnx -o model_int8           # no .onnx: OpenVINO IR folder
   esrgan-lab upscale photo.png -o out/ --weights model_int8
-  esrgan-lab quantize model.onnx -o qdq.onnx --engine onnxruntime --method minmax
+  esrgan-lab quantize model.onnx -o qdq.onnx --method minmax   # .onnx: int8 QDQ ONNX file
+  esrgan-lab upscale photo.png -o out/ --weights qdq.onnx
+
+The output's name picks the format: NAME.onnx is an int8 ONNX file (ONNX Runtime), any
+other name an OpenVINO IR folder (NAME/model.xml + model.bin).
 
 Calibration images are drawn from training sets (BSD68, SunHays80 under ESRGAN_LAB_DATA;
 else scikit-image samples), checked to share no picture with the evaluation sets (Set5,
@@ -38,9 +44,10 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "quantize",
         help="int8 post-training quantization of an ONNX model (OpenVINO/NNCF or ONNX Runtime)",
-        description="Quantize an fp32 ONNX graph to int8, calibrated on training images: "
-        "with NNCF into an OpenVINO IR folder (default; the fast path on x86 CPUs), or with "
-        "ONNX Runtime into a QDQ .onnx file.",
+        description="Quantize an fp32 ONNX graph to int8, calibrated on training images. "
+        "The output name picks the format: -o NAME.onnx is an int8 QDQ .onnx file (ONNX "
+        "Runtime), any other name an OpenVINO IR folder (NNCF; the fast path on x86 CPUs). "
+        "--engine openvino with an .onnx name is refused.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -50,14 +57,16 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--output",
         required=True,
         type=Path,
-        help="output: an IR folder (openvino) or an .onnx file (onnxruntime)",
+        help="output: NAME.onnx writes an int8 QDQ .onnx file (onnxruntime); any other "
+        "name an OpenVINO IR folder (openvino)",
     )
     p.add_argument(
         "--engine",
         choices=("openvino", "onnxruntime"),
-        default="openvino",
-        help="openvino (default): NNCF min-max calibration, an IR folder; onnxruntime: "
-        "a QDQ graph calibrated with --method",
+        default=None,
+        help="default: from the output name (.onnx -> onnxruntime, else openvino). "
+        "openvino: NNCF min-max calibration, an IR folder; onnxruntime: a QDQ graph "
+        "calibrated with --method",
     )
     p.add_argument(
         "--method",
@@ -97,6 +106,30 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
+def is_onnx_name(path: Path) -> bool:
+    """Whether an output name asks for an ONNX file (``.onnx`` suffix, any case)."""
+    return path.suffix.lower() == ".onnx"
+
+
+def check_onnx_input(path: Path) -> None:
+    """The input must be an ONNX file, readable and valid as one (not an IR, a checkpoint,
+    a truncated or a corrupt file).
+
+    Raises:
+        ConfigError: One line naming the file and what it is instead.
+    """
+    from ..errors import ConfigError
+    from ..inference.onnx import load_proto
+    from ..inference.openvino import is_ir
+
+    if is_ir(path):
+        raise ConfigError(
+            f"{path}: an OpenVINO model, already compiled; quantize takes the fp32 .onnx "
+            "of esrgan-lab export"
+        )
+    load_proto(path, check=True)  # missing, truncated or corrupt: one line
+
+
 def run(args: argparse.Namespace) -> int:
     import time
 
@@ -111,9 +144,14 @@ def run(args: argparse.Namespace) -> int:
     )
     from ..inference.onnx import check_output_path, model_scale
 
-    if not args.model.is_file():
-        raise ConfigError(f"{args.model}: no such ONNX file")
-    if args.engine == "onnxruntime":
+    engine = args.engine or ("onnxruntime" if is_onnx_name(args.output) else "openvino")
+    if engine == "openvino" and is_onnx_name(args.output):
+        raise ConfigError(
+            f"{args.output}: --engine openvino writes an IR folder, not an .onnx file; name "
+            "the output without .onnx, or leave out --engine for an int8 ONNX file"
+        )
+    check_onnx_input(args.model)
+    if engine == "onnxruntime":
         check_output_path(args.output, [args.model])
         check_output(args.output, force=args.force)
     else:
@@ -127,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     names = ", ".join(f"{i.dataset}/{i.name}" for i in images)
     print(f"calibrated on {len(images)} images ({args.protocol} protocol): {names}")
     start = time.perf_counter()
-    if args.engine == "openvino":
+    if engine == "openvino":
         from ..inference.openvino import quantize_int8 as ov_quantize
 
         calibration = {"protocol": args.protocol, "patch": args.patch, "images": names}

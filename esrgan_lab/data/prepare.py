@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from ..errors import ConfigError, DataError
 from ..fileio import atomic_write_text
+from ..procs import DieWithParent
 from .images import IMAGE_EXTENSIONS, read_image
 
 #: BasicSR's settings for the DIV2K HR images (``extract_subimages.py``).
@@ -290,19 +291,36 @@ def _run_jobs(jobs: Sequence[_Job], workers: int, progress: bool) -> list[_Done]
                 done.append(_cut_one(job))
                 bar.update()
             return done
-        pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)))
+        # Workers die with this process (SIGKILL included) and leave Ctrl-C to it.
+        pool = ProcessPoolExecutor(
+            max_workers=min(workers, len(jobs)), initializer=DieWithParent(os.getpid())
+        )
         try:
             futures = [pool.submit(_cut_one, job) for job in jobs]
             for future in as_completed(futures):
                 done.append(future.result())
                 bar.update()
         except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
+            _stop_pool(pool)
             raise
         pool.shutdown()
         return done
     finally:
         bar.close()
+
+
+def _stop_pool(pool: ProcessPoolExecutor, timeout: float = 5.0) -> None:
+    """Cancel what has not started, end the workers now and wait for them to be gone."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        if proc.is_alive():
+            proc.terminate()
+    for proc in processes:
+        proc.join(timeout)
+        if proc.is_alive():  # pragma: no cover - a worker that ignores SIGTERM
+            proc.kill()
+            proc.join(timeout)
 
 
 # --------------------------------------------------------------------------- folders
@@ -445,7 +463,14 @@ def _prepare(
     for out in outs:
         out.mkdir(parents=True, exist_ok=True)
         _remove_temporaries(out)
-    done = _run_jobs(jobs, workers, progress)
+    try:
+        done = _run_jobs(jobs, workers, progress)
+    except BaseException:
+        # Interrupted or failed: the workers are gone (_run_jobs); no half-written file
+        # stays behind (finished sub-images are whole, a rerun skips them).
+        for out in outs:
+            _remove_temporaries(out)
+        raise
     shapes: dict[str, tuple[int, int, int]] = {}
     for d in done:
         shapes.update(d.shapes)

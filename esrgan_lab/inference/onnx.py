@@ -190,13 +190,56 @@ def _set_metadata(proto: Any, meta: dict[str, Any]) -> None:
             entry.key, entry.value = full, text
 
 
-def read_metadata(path_or_proto: str | os.PathLike[str] | Any) -> dict[str, str]:
-    """``esrgan_lab.*`` metadata of an ONNX file (prefix removed)."""
+def _reason(exc: BaseException) -> str:
+    """The first informative line of an exception's message (for one-line errors)."""
+    for line in str(exc).splitlines():
+        line = line.strip()
+        if line and not line.startswith(("Exception from", "Check '")):
+            return line
+    return type(exc).__name__
+
+
+def load_proto(path: str | os.PathLike[str], *, check: bool = False) -> Any:
+    """Read an ONNX file as a ``ModelProto`` (external data not loaded).
+
+    Args:
+        path: The file.
+        check: Also run ``onnx.checker.check_model`` (a graph that parses but is cut short,
+            e.g. a node reading an initializer that is not there, fails it).
+
+    Raises:
+        ConfigError: One line: missing, a folder, not ONNX, truncated or corrupt.
+    """
     import onnx
 
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: no such ONNX file")
+    try:
+        proto = onnx.load(str(p), load_external_data=False)
+    except Exception as exc:  # protobuf's DecodeError, OSError, ...
+        raise ConfigError(
+            f"{p}: not a readable ONNX model (truncated or corrupt: {_reason(exc)})"
+        ) from None
+    if check:
+        try:
+            onnx.checker.check_model(proto)
+        except Exception as exc:
+            raise ConfigError(f"{p}: not a valid ONNX model ({_reason(exc)})") from None
+        if not proto.graph.node:
+            raise ConfigError(f"{p}: not a valid ONNX model (its graph is empty)")
+    return proto
+
+
+def read_metadata(path_or_proto: str | os.PathLike[str] | Any) -> dict[str, str]:
+    """``esrgan_lab.*`` metadata of an ONNX file (prefix removed).
+
+    Raises:
+        ConfigError: The file is missing, truncated or corrupt (:func:`load_proto`).
+    """
     proto = path_or_proto
     if isinstance(path_or_proto, (str, os.PathLike)):
-        proto = onnx.load(str(path_or_proto), load_external_data=False)
+        proto = load_proto(path_or_proto)
     return {
         p.key[len(META_PREFIX) :]: p.value
         for p in proto.metadata_props
@@ -224,9 +267,7 @@ def model_scale(path: str | os.PathLike[str]) -> int:
 
 def graph_opset(path: str | os.PathLike[str]) -> int:
     """Default-domain opset version of an ONNX file."""
-    import onnx
-
-    proto = onnx.load(str(path), load_external_data=False)
+    proto = load_proto(path)
     return next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
 
 
@@ -430,8 +471,7 @@ class OnnxModel:
                 str(self.path), options, providers=list(providers or ["CPUExecutionProvider"])
             )
         except Exception as exc:  # onnxruntime raises its own exception types
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ConfigError(f"{self.path}: cannot load ONNX model ({first})") from None
+            raise ConfigError(f"{self.path}: cannot load ONNX model ({_reason(exc)})") from None
         self._attach(session, read_metadata(self.path))
 
     @classmethod

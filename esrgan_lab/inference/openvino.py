@@ -283,8 +283,16 @@ class OpenVinoModel:
     ) -> None:
         ov = _ov()
         self.path = ir_path(path)
+        from .onnx import _reason
+
         core = ov.Core()
-        model = core.read_model(str(self.path))
+        try:
+            model = core.read_model(str(self.path))
+        except Exception as exc:  # OpenVINO raises RuntimeError with a multi-line trace
+            raise ConfigError(
+                f"{path}: not a readable OpenVINO model (empty, truncated or missing "
+                f"{self.path.with_suffix('.bin').name}: {_reason(exc)})"
+            ) from None
         self.metadata = {}
         if model.has_rt_info([_INFO]):
             info = model.get_rt_info()[_INFO]
@@ -295,8 +303,13 @@ class OpenVinoModel:
         }
         if precision:
             config["INFERENCE_PRECISION_HINT"] = precision
-        with keep_sigaltstack():
-            self.compiled = core.compile_model(model, "CPU", config)
+        try:
+            with keep_sigaltstack():
+                self.compiled = core.compile_model(model, "CPU", config)
+        except Exception as exc:
+            raise ConfigError(
+                f"{path}: OpenVINO cannot compile this model ({_reason(exc)})"
+            ) from None
         self.request = self.compiled.create_infer_request()
         cfg = json.loads(self.metadata.get("config", "{}"))
         self.scale = int(cfg.get("scale", 4))

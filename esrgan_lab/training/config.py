@@ -368,6 +368,27 @@ def check(cfg: TrainConfig) -> None:
         raise ConfigError("config key 'stages' must name at least one stage")
     if cfg.scale not in (1, 2, 4, 8):
         raise ConfigError(f"config key 'scale' must be 1, 2, 4 or 8, got {cfg.scale}")
+    # Sizes: types are checked on load; a zero or negative size would otherwise surface as
+    # a traceback from torch ("negative dimension") long after the config was read.
+    sizes = {
+        "model.num_feat": cfg.model.num_feat,
+        "model.num_block": cfg.model.num_block,
+        "model.num_grow_ch": cfg.model.num_grow_ch,
+        "data.gt_size": cfg.data.gt_size,
+    }
+    for name in cfg.stages:
+        disc = cfg.stage(name).discriminator
+        if name == "gan" and disc is not None:
+            sizes["gan.discriminator.num_feat"] = disc.num_feat
+    for key, value in sizes.items():
+        if value < 1:
+            raise ConfigError(f"config key {key!r} must be a positive integer, got {value}")
+    if cfg.data.num_workers < 0:
+        raise ConfigError(f"config key 'data.num_workers' must be >= 0, got {cfg.data.num_workers}")
+    if cfg.runtime.num_threads is not None and cfg.runtime.num_threads < 1:
+        raise ConfigError(
+            f"config key 'runtime.num_threads' must be >= 1, got {cfg.runtime.num_threads}"
+        )
     if cfg.data.gt_size % cfg.scale:
         raise ConfigError("config key 'data.gt_size' must be a multiple of 'scale'")
     if cfg.data.batch_size < 1:

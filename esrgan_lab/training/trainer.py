@@ -47,6 +47,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from ..errors import CheckpointError, ConfigError
 from ..fileio import atomic_path, atomic_write_text
 from ..model.rrdbnet import RRDBNet
+from ..procs import DieWithParent
 from ..settings import provenance
 from .config import StageConfig, TrainConfig, to_dict
 from .log import CsvLog, RunningMeans
@@ -190,6 +191,8 @@ class Trainer:
             if "fork" in mp.get_all_start_methods():
                 kwargs["multiprocessing_context"] = "fork"
             kwargs["prefetch_factor"] = 4
+            # Workers end with this process, even when it is SIGKILLed (no orphans).
+            kwargs["worker_init_fn"] = DieWithParent(os.getpid(), pool_signals=False)
         a = self.accumulate
         loader = DataLoader(
             dataset,
@@ -243,11 +246,32 @@ class Trainer:
             )
         return None
 
-    def _load_pretrained(self, net_g: nn.Module, path: Path) -> None:
-        from ..weights.checkpoints import load_checkpoint
+    def _load_pretrained(self, net_g: nn.Module, path: Path, stage: str = "psnr") -> None:
+        from ..weights.checkpoints import infer_config, load_checkpoint
 
+        state = load_checkpoint(path)
+        want = self.model_config()
+        found: dict[str, Any] = {}
+        if want.get("arch", "rrdbnet") == "rrdbnet":
+            try:
+                found = infer_config(state)
+            except CheckpointError:
+                pass  # not an RRDBNet: load_state_dict below says what does not fit
+        # A model of another scale or size: name the config key, not torch's shape dump.
+        for key, cfg_key in (
+            ("scale", "scale"),
+            ("num_feat", "model.num_feat"),
+            ("num_block", "model.num_block"),
+            ("num_grow_ch", "model.num_grow_ch"),
+        ):
+            if key in found and key in want and found[key] != want[key]:
+                what = f"x{found[key]}" if key == "scale" else f"{key} {found[key]}"
+                raise ConfigError(
+                    f"config key '{stage}.pretrained_g': {path} is a {what} model but "
+                    f"config key {cfg_key!r} is {want[key]}"
+                )
         try:
-            net_g.load_state_dict(load_checkpoint(path), strict=True)
+            net_g.load_state_dict(state, strict=True)
         except RuntimeError as exc:
             first = str(exc).splitlines()[0]
             raise CheckpointError(
@@ -289,7 +313,7 @@ class Trainer:
         start_iter, ckpt_dir = ckpts.latest() if self.resume else (0, None)
         net_g = self.build_generator()
         if ckpt_dir is None and (pretrained := self._pretrained_path(name, st)) is not None:
-            self._load_pretrained(net_g, pretrained)
+            self._load_pretrained(net_g, pretrained, name)
         net_d, losses = self._gan_parts(st) if name == "gan" else (None, None)
         opt_g = _adam(net_g, st.learning_rate, st.betas, st.weight_decay)
         stage = _Stage(name, st, stage_dir, ckpts, net_g, net_g, opt_g, None, losses=losses)

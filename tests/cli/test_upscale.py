@@ -307,3 +307,28 @@ def test_large_images_are_tiled_without_a_flag(tmp_path, weights, capsys, monkey
     code, err = _run(capsys, str(src), "-o", str(tmp_path / "o"), "--weights", str(weights))
     assert code == 0 and err == [] and seen and seen[0] > 1
     assert _read(tmp_path / "o" / "big_x4.png").shape == (160, 224, 3)
+
+
+def test_two_runs_into_one_output_folder_stay_correct(tmp_path, capsys):
+    """Issue 31: a second run into the same folder replaces its own outputs whole, leaves
+    the other run's alone, and leaves no temporary file; each output equals a fresh run."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    _write(first / "a.png", _image((10, 12, 3), seed=1))
+    _write(first / "b.png", _image((8, 8, 3), seed=2))
+    _write(second / "a.png", _image((10, 12, 3), seed=3))  # same name, other picture
+    out = tmp_path / "out"
+    weights = tmp_path / "spread.safetensors"  # outputs that depend on the input
+    save_file(make_tiny(spread=True).state_dict(), str(weights))
+    w = ["--weights", str(weights)]
+    assert _run(capsys, str(first / "a.png"), str(first / "b.png"), "-o", str(out), *w)[0] == 0
+    b_before = (out / "b_x4.png").read_bytes()
+    assert _run(capsys, str(second / "a.png"), "-o", str(out), "--weights", str(weights))[0] == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a_x4.png", "b_x4.png"]
+    assert (out / "b_x4.png").read_bytes() == b_before
+    fresh = tmp_path / "fresh"
+    assert _run(capsys, str(second / "a.png"), "-o", str(fresh), "--weights", str(weights))[0] == 0
+    assert np.array_equal(_read(out / "a_x4.png"), _read(fresh / "a_x4.png"))
+    one = tmp_path / "one"
+    assert _run(capsys, str(first / "a.png"), "-o", str(one), "--weights", str(weights))[0] == 0
+    assert not np.array_equal(_read(out / "a_x4.png"), _read(one / "a_x4.png"))

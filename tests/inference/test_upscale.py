@@ -223,11 +223,22 @@ def test_fp16_on_cpu_is_a_clear_config_error():
 
 
 def test_bf16_on_cpu_is_close_to_fp32():
-    model = make_tiny()
+    """bf16 must be used (the output differs from fp32) and stay close: bf16 keeps 8
+    mantissa bits (unit roundoff 2**-9 ~ 2e-3), so on outputs spanning ~[0, 1] the mean
+    difference is a few 1e-3 and far below what a wrong cast would give."""
+    model = make_tiny(spread=True)  # outputs that span a range, so rounding shows
+    x = torch.from_numpy(smooth_image(16, 16)).permute(2, 0, 1)[None].float() / 255
+    a = upscale(x, model)
+    b = upscale(x, model, dtype="bf16")
+    assert a.dtype == b.dtype == torch.float32 and a.shape == b.shape
+    diff = (a - b).abs()
+    assert diff.max() > 1e-4, "bf16 was not applied: the output equals fp32"  # 2.5e-3 here
+    assert diff.mean() < 1e-2 and diff.max() < 0.1
+    # the uint8 image path stays within a pixel level or so (here 2.5e-3 * 255 < 1)
     image = smooth_image(16, 16)
-    a = upscale(image, model).astype(int)
-    b = upscale(image, model, dtype="bf16").astype(int)
-    assert np.abs(a - b).mean() < 2 and np.abs(a - b).max() < 12
+    ai = upscale(image, model).astype(int)
+    bi = upscale(image, model, dtype="bf16").astype(int)
+    assert np.abs(ai - bi).mean() < 2 and np.abs(ai - bi).max() < 12
 
 
 def test_pick_device():

@@ -6,8 +6,9 @@ saves a screenshot to ``screenshots/`` (ignored by git). The machinery (server o
 loopback port with its own token, browser flags, process cleanup) is in
 ``tools/lab_browser.py``, shared with ``make screenshots``.
 
-The browser comes from apt (``tools/ensure_chromium.sh``); the test skips only when apt
-cannot reach its servers.
+The browser comes from apt (``tools/ensure_chromium.sh``, run with apt in the C locale);
+the test skips only when installing the package itself fails for want of a server or a
+package (tests/test_ensure_chromium.py checks that decision against a fake apt-get).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def chromium() -> str:
         timeout=900,
     )
     if proc.returncode == 3:
-        pytest.skip(f"chromium is not installed and apt is unreachable: {proc.stderr.strip()}")
+        pytest.skip(f"chromium is not installed and apt cannot provide it: {proc.stderr.strip()}")
     if proc.returncode != 0:
         pytest.fail(f"tools/ensure_chromium.sh failed ({proc.returncode}):\n{proc.stderr}")
     return proc.stdout.strip().splitlines()[-1]

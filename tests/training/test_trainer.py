@@ -234,16 +234,30 @@ def test_mixed_precision_and_channels_last_path(tmp_path: Path) -> None:
     """The GPU settings (bf16 autocast, channels_last) exercised on the CPU."""
     from esrgan_lab.training.trainer import Trainer
 
-    cfg = load_config(tiny_config(tmp_path), [("psnr.total_iter", 2), ("gan.total_iter", 2)])
-    trainer = Trainer(cfg, tmp_path / "amp")
-    trainer.amp_dtype = torch.bfloat16
-    trainer.memory_format = torch.channels_last
-    results = trainer.run()
-    rows = read_log(tmp_path / "amp" / "gan" / "log.csv")
+    overrides = [("psnr.total_iter", 2), ("gan.total_iter", 2), ("runtime.amp", "none")]
+    cfg = load_config(tiny_config(tmp_path), overrides)
+    runs = {}
+    for name, amp, fmt in (
+        ("fp32", None, torch.contiguous_format),
+        ("amp", torch.bfloat16, torch.channels_last),
+    ):
+        trainer = Trainer(cfg, tmp_path / name)
+        trainer.amp_dtype, trainer.memory_format = amp, fmt
+        runs[name] = (trainer.run(), tmp_path / name)
+    results, out = runs["amp"]
+    rows = read_log(out / "gan" / "log.csv")
     assert all(float(r["l_g_total"]) > 0 and float(r["l_d"]) > 0 for r in rows)
     assert results["gan"]["val_psnr_y"] > 0
-    state = load_file(str(tmp_path / "amp" / "net_g.safetensors"))
+    state = load_file(str(out / "net_g.safetensors"))
     assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in state.values())
+    # bf16 autocast is really used (the losses differ from the same run in fp32, whose
+    # first step sees the same weights and batch) and stays close (bf16 keeps 8 bits).
+    for stage, key in (("psnr", "l_pix"), ("gan", "l_g_total")):
+        ref = read_log(runs["fp32"][1] / stage / "log.csv")
+        got = read_log(out / stage / "log.csv")
+        a, b = float(ref[0][key]), float(got[0][key])
+        assert a != b, f"{stage}.{key}: identical to fp32, bf16 autocast not applied"
+        assert abs(a - b) < 0.05 * abs(a), (stage, key, a, b)
 
 
 def test_gan_stage_needs_a_generator(tmp_path: Path) -> None:
@@ -358,3 +372,45 @@ def test_validation_at_start_and_cli_resume(tmp_path: Path, capsys) -> None:
     assert "resumed from" in capsys.readouterr().out
     rows = read_log(out / "psnr" / "log.csv")
     assert [r["iter"] for r in rows] == ["0", "1", "2", "3", "4"]
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        ({"model": {"num_feat": -3}}, "model.num_feat"),
+        ({"model": {"num_block": 0}}, "model.num_block"),
+        ({"model": {"num_grow_ch": -1}}, "model.num_grow_ch"),
+        ({"model": {"num_feat": 2.5}}, "model.num_feat"),
+        ({"data": {"gt_size": -32}}, "data.gt_size"),
+        ({"data": {"num_workers": -1}}, "data.num_workers"),
+        ({"gan": {"discriminator": {"num_feat": 0}}}, "gan.discriminator.num_feat"),
+        ({"model": {"num_feats": 8}}, "model.num_feats"),
+    ],
+)
+def test_bad_model_sizes_and_keys_are_config_errors_naming_the_key(
+    tmp_path: Path, capsys, section: dict, key: str
+) -> None:
+    """Issue 31: `model: {num_feat: -3}` was a torch traceback ("negative dimension")."""
+    from esrgan_lab.cli import main
+
+    ((name, value),) = section.items()
+    path = tiny_config(tmp_path, **{name: value})
+    with pytest.raises(ConfigError, match=repr(key).replace(".", r"\.")):
+        load_config(path)
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(path), "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and key in err and not out.exists()
+
+
+def test_pretrained_of_another_scale_or_size_names_the_key(tmp_path: Path) -> None:
+    from esrgan_lab.weights.checkpoints import save_checkpoint
+
+    x2 = save_checkpoint(make_tiny(scale=2), tmp_path / "x2.safetensors")
+    path = tiny_config(tmp_path, stages=["gan"], gan={"pretrained_g": str(x2)})
+    with pytest.raises(ConfigError, match=r"'gan.pretrained_g'.*x2 model.*'scale' is 4"):
+        run_training(load_config(path), tmp_path / "a")
+    wide = save_checkpoint(make_tiny(num_feat=16), tmp_path / "wide.safetensors")
+    path = tiny_config(tmp_path, stages=["psnr"], psnr={"pretrained_g": str(wide)})
+    with pytest.raises(ConfigError, match=r"'psnr.pretrained_g'.*num_feat 16.*'model.num_feat'"):
+        run_training(load_config(path), tmp_path / "b")
