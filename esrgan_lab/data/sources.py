@@ -11,7 +11,9 @@ One naming scheme serves evaluation (``esrgan-lab evaluate --dataset``), trainin
   for smoke runs (:data:`SAMPLE_TRAIN`, :data:`SAMPLE_VAL`);
 
 optionally followed by a Python slice over the images in name order: ``"BSD68[:-4]"``
-(all but the last four), ``"BSD68[-4:]"`` (the last four).
+(all but the last four), ``"BSD68[-4:]"`` (the last four); or a dataset name and a named
+part of the studies' common split (:mod:`esrgan_lab.data.splits`): ``"Urban100:val"``,
+``"Urban100:test"``.
 
 Arrays are what OpenCV reads (BGR, or 2-D gray; see :mod:`esrgan_lab.data.images`):
 :class:`ImageRecord` loads evaluation images as they are (gray stays gray, as the
@@ -32,6 +34,7 @@ import numpy as np
 
 from .. import settings
 from ..errors import DataError, ImageReadError
+from . import splits
 from .images import IMAGE_EXTENSIONS, read_image
 from .samples import skimage_sample
 
@@ -108,8 +111,27 @@ def resolve_dataset(source: str | Path) -> list[ImageRecord]:
     if match:
         text = match.group(1)
         part = slice(*(int(v) if v else None for v in match.group(2, 3)))
+    dataset, _, part_name = text.partition(":")
+    if part_name and dataset in splits.PARTS:
+        return _split_part(dataset, part_name)
     records = _resolve(text)
     return records[part] if part is not None else records
+
+
+def _split_part(dataset: str, part: str) -> list[ImageRecord]:
+    """The images of a named part of the common split (``"Urban100:test"``), in name order.
+
+    Raises:
+        DataError: Unknown part, or an image of the part missing from the dataset.
+    """
+    parts = splits.PARTS[dataset]
+    if part not in parts:
+        raise DataError(f"{dataset} has no split part {part!r} (parts: {', '.join(parts)})")
+    records = {r.name: r for r in _resolve(dataset)}
+    missing = [n for n in parts[part] if n not in records]
+    if missing:
+        raise DataError(f"{dataset}:{part}: images missing from the dataset: {missing}")
+    return [records[n] for n in parts[part]]
 
 
 def _resolve(text: str) -> list[ImageRecord]:

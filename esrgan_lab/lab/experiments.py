@@ -288,8 +288,9 @@ def study_config(params: Mapping[str, Any], **model: Any) -> Any:
 
 
 def set_name(source: str) -> str:
-    """``"Set14[:2]"`` -> ``"Set14"``: test sets are keyed by name, whatever the slice."""
-    return Path(str(source).split("[")[0]).name
+    """``"Set14[:2]"`` -> ``"Set14"``, ``"Urban100:test"`` -> ``"Urban100"``: test sets are
+    keyed by name, whatever the slice or split part."""
+    return Path(str(source).split("[")[0].split(":")[0]).name
 
 
 def test_sets(params: Mapping[str, Any]) -> dict[str, Any]:

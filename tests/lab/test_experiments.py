@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from esrgan_lab.lab import arch_study as arch
 from esrgan_lab.lab.experiments import compare
 
@@ -77,3 +79,17 @@ def test_readme_section_renders_every_stored_study() -> None:
     assert "Paper (arXiv 1809.00219v2" in section and "95 % interval" in section
     assert "registered after the run: exploratory" in section
     assert tool.render_readme(check=True) == 0, "run: python tools/experiments.py readme"
+
+
+def test_redesigned_studies_are_wired_and_refused_until_their_runners_are_ready() -> None:
+    from esrgan_lab.lab import findings
+
+    tool = _tool()
+    for name, (notebook, section, _reg) in findings.REDESIGNED.items():
+        assert tool.EXPERIMENTS[name][0] == notebook
+        assert tool.CONFIG_SECTION[name] == section
+        params = tool.study_params(notebook, "full", section)
+        assert params["val"] == ["Urban100:val"] and "Urban100:test" in params["test"]
+        if name in tool.NOT_READY:
+            with pytest.raises(SystemExit, match="runner is not ready"):
+                tool.run(name)
