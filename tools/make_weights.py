@@ -331,6 +331,16 @@ def full_comparison_figure(target: Path, panels: dict, scores: dict) -> None:
     savefig(fig, target.stem, directory=target.parent)
 
 
+def stopped_note(metrics: dict) -> str:
+    """Why a run ended before its ``total_iter``, from its ``log.csv`` and metrics."""
+    if metrics["iterations"] >= metrics["total_iter"]:
+        return ""
+    return (
+        "; stopped early by its time budget (the cosine schedule had not reached its end: "
+        "see `log.csv` for the learning rate at the stop)"
+    )
+
+
 def full_cards(selection: dict, scores: dict[str, dict], baboon: dict) -> None:
     """The model cards of ``full-psnr-x4`` and ``full-gan-x4``, every number from files."""
     start = (
@@ -367,10 +377,11 @@ def full_cards(selection: dict, scores: dict[str, dict], baboon: dict) -> None:
             f"| architecture | `RRDBNet` {metrics['model']} "
             f"({metrics['num_params_g']:,} parameters) |",
             f"| config | `configs/{run}.yaml` |",
-            f"| iterations | {metrics['iterations']:,} (global batch {metrics['global_batch']}) |",
+            f"| iterations | {metrics['iterations']:,} of the config's {metrics['total_iter']:,} "
+            f"(global batch {metrics['global_batch']}){stopped_note(metrics)} |",
             f"| training wall time | {metrics['train_seconds_total'] / 60:.1f} min "
-            f"({metrics['iters_per_second']:.2f} it/s, amp {metrics['amp']}, "
-            f"channels_last {metrics['channels_last']}) |",
+            f"({metrics['iterations'] / metrics['train_seconds_total']:.2f} it/s overall, amp "
+            f"{metrics['amp']}, channels_last {metrics['channels_last']}) |",
             f"| log | `data/weights/runs/{run}/log.csv`, `metrics.json` |",
         ]
         if stage == "gan":
