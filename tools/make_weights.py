@@ -331,14 +331,14 @@ def full_comparison_figure(target: Path, panels: dict, scores: dict) -> None:
     savefig(fig, target.stem, directory=target.parent)
 
 
-def stopped_note(metrics: dict) -> str:
-    """Why a run ended before its ``total_iter``, from its ``log.csv`` and metrics."""
+def stopped_note(metrics: dict, run: str) -> str:
+    """Why a run ended before its ``total_iter``: ``data/weights/runs/<run>/stop.txt`` (one
+    line written by whoever stopped it), else the trainer's own time budget."""
     if metrics["iterations"] >= metrics["total_iter"]:
         return ""
-    return (
-        "; stopped early by its time budget (the cosine schedule had not reached its end: "
-        "see `log.csv` for the learning rate at the stop)"
-    )
+    note = WEIGHTS / "runs" / run / "stop.txt"
+    why = note.read_text().strip() if note.exists() else "stopped by its time budget"
+    return f"; {why}"
 
 
 def full_cards(selection: dict, scores: dict[str, dict], baboon: dict) -> None:
@@ -378,7 +378,7 @@ def full_cards(selection: dict, scores: dict[str, dict], baboon: dict) -> None:
             f"({metrics['num_params_g']:,} parameters) |",
             f"| config | `configs/{run}.yaml` |",
             f"| iterations | {metrics['iterations']:,} of the config's {metrics['total_iter']:,} "
-            f"(global batch {metrics['global_batch']}){stopped_note(metrics)} |",
+            f"(global batch {metrics['global_batch']}){stopped_note(metrics, run)} |",
             f"| training wall time | {metrics['train_seconds_total'] / 60:.1f} min "
             f"({metrics['iterations'] / metrics['train_seconds_total']:.2f} it/s overall, amp "
             f"{metrics['amp']}, channels_last {metrics['channels_last']}) |",
