@@ -10,7 +10,28 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PKG = REPO / "esrgan_lab"
-TOP_LEVEL = {"__init__.py", "__main__.py", "errors.py", "settings.py", "fileio.py", "procs.py"}
+TOP_LEVEL = {
+    "__init__.py",
+    "__main__.py",
+    "errors.py",
+    "settings.py",
+    "fileio.py",
+    "procs.py",
+    "download.py",
+}
+#: The subpackages from lowest to highest: each imports only those before it and the
+#: top-level modules; the top-level modules (but the face and ``__main__``) import none.
+LAYERS = (
+    "model",
+    "weights",
+    "data",
+    "losses",
+    "metrics",
+    "inference",
+    "training",
+    "cli",
+    "lab",
+)
 #: Notebook-layer-only third-party modules.
 NOTEBOOK_ONLY = ("matplotlib", "ipywidgets")
 #: Longest function and class, in lines, without a reason written in this table.
@@ -68,6 +89,28 @@ def test_the_core_never_imports_the_notebook_layer() -> None:
         if path.name == "__init__.py" and path.parent == PKG:
             continue  # the lazy face maps names to modules as strings, imports none
         bad = [n for n in _imports(path) if n.startswith("esrgan_lab.lab")]
+        assert not bad, f"{path.relative_to(REPO)} imports {bad}"
+
+
+def _layer(name: str) -> str:
+    """``weights`` for ``esrgan_lab.weights.registry``, ``download`` for ``esrgan_lab.download``."""
+    return name.split(".")[1]
+
+
+def test_subpackages_import_only_lower_ones() -> None:
+    assert set(LAYERS) == {p.parent.name for p in PKG.glob("*/__init__.py")}
+    for path in _modules():
+        rel = path.relative_to(PKG)
+        if len(rel.parts) == 1:
+            if rel.name in ("__init__.py", "__main__.py"):
+                continue
+            allowed: set[str] = set()
+        else:
+            allowed = set(LAYERS[: LAYERS.index(rel.parts[0]) + 1])
+        allowed |= {m.removesuffix(".py") for m in TOP_LEVEL}
+        bad = sorted(
+            {n for n in _imports(path) if n.startswith("esrgan_lab.") and _layer(n) not in allowed}
+        )
         assert not bad, f"{path.relative_to(REPO)} imports {bad}"
 
 
