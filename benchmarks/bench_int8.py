@@ -58,6 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from esrgan_lab.data.images import array_to_tensor, tensor_to_array  # noqa: E402
 from esrgan_lab.errors import ConfigError  # noqa: E402
+from esrgan_lab.evaluation.evaluate import evaluate_model  # noqa: E402
 from esrgan_lab.inference.int8 import (  # noqa: E402
     assert_disjoint,
     calibration_images,
@@ -68,7 +69,6 @@ from esrgan_lab.inference.int8 import (  # noqa: E402
 from esrgan_lab.inference.onnx import OnnxModel, export_onnx  # noqa: E402
 from esrgan_lab.inference.openvino import OpenVinoModel, convert_onnx, save_ir  # noqa: E402
 from esrgan_lab.inference.upscale import prepare_model, upscale  # noqa: E402
-from esrgan_lab.metrics.evaluate import evaluate_model  # noqa: E402
 from esrgan_lab.model.rrdbnet import RRDBNet  # noqa: E402
 from esrgan_lab.settings import REPO_ROOT, provenance  # noqa: E402
 from esrgan_lab.training.runtime import native_bf16  # noqa: E402

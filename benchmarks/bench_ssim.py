@@ -15,7 +15,7 @@ import numpy as np
 from skimage.metrics import structural_similarity
 
 from esrgan_lab.data.degrade import bicubic_degrade, bicubic_upscale, modcrop
-from esrgan_lab.metrics.evaluate import resolve_dataset
+from esrgan_lab.data.sources import resolve_dataset
 from esrgan_lab.metrics.psnr_ssim import bgr2y, calculate_ssim
 from esrgan_lab.settings import dataset_dir
 

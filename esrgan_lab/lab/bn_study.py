@@ -35,7 +35,7 @@ from torch import nn
 
 from ..data.paired import PairedImageSet
 from ..data.sources import NamedImage
-from ..metrics.evaluate import score_pairs
+from ..evaluation.evaluate import score_pairs
 from ..model.memory import peak_activation_bytes, saved_activation_bytes
 from ..model.rrdbnet import Norm, RRDBNet
 from ..training.config import TrainConfig
@@ -133,7 +133,7 @@ def psnr_list(model: nn.Module | None, pairs: PairedImageSet) -> list[float]:
     """Y-PSNR (crop_border = scale) of ``model`` on every pair; ``None`` model = bicubic.
 
     Scores with the project's one scoring loop
-    (:func:`esrgan_lab.metrics.evaluate.score_pairs`). The model runs in its current
+    (:func:`esrgan_lab.evaluation.evaluate.score_pairs`). The model runs in its current
     mode: eval mode uses BN's running statistics, :func:`batch_stats_copy` the input's.
     """
     report = score_pairs("bicubic" if model is None else model, pairs, pairs.scale)
@@ -642,7 +642,7 @@ def worst_validation(
     """
     import cv2
 
-    from ..metrics.evaluate import run_model
+    from ..evaluation.evaluate import run_model
 
     worst = worst_case(results)
     pair = list(val)[worst["index"]]

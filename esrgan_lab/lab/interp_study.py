@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from ..data.images import quantize
-from ..metrics.evaluate import EvaluationReport, run_model, score_outputs
+from ..evaluation.evaluate import run_model
+from ..metrics.scoring import EvaluationReport, score_outputs
 from ..weights.checkpoints import interpolate, load_checkpoint
 from ..weights.loading import load_model, model_from_state_dict
 
