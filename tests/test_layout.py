@@ -18,6 +18,7 @@ TOP_LEVEL = {
     "fileio.py",
     "procs.py",
     "download.py",
+    "timing.py",
 }
 #: The subpackages from lowest to highest: each imports only those before it and the
 #: top-level modules; the top-level modules (but the face and ``__main__``) import none.

@@ -38,8 +38,8 @@ from ..data.sources import NamedImage
 from ..evaluation.evaluate import score_pairs
 from ..model.memory import peak_activation_bytes, saved_activation_bytes
 from ..model.rrdbnet import Norm, RRDBNet
+from ..timing import fastest
 from ..training.config import TrainConfig
-from .analysis import time_call
 from .experiments import gallery, study_config, test_sets
 from .runs import Run, make_config, train_grid
 
@@ -423,10 +423,10 @@ def measure_cost(
     was_training = model.training
     try:
         model.eval()
-        eval_s = time_call(fwd, repeats)
+        eval_s = fastest(fwd, repeats)
         model.train()
         state = copy.deepcopy(model.state_dict())  # train-mode BN updates running stats
-        train_s = time_call(fwd_bwd, repeats)
+        train_s = fastest(fwd_bwd, repeats)
         model.load_state_dict(state)
         model.zero_grad(set_to_none=True)
         peak = saved = None

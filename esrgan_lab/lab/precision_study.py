@@ -40,7 +40,7 @@ from ..inference.int8 import (
     preprocess,
     quantize_int8,
 )
-from .analysis import time_runs
+from ..timing import time_runs
 
 # --------------------------------------------------------------------------- torch
 
