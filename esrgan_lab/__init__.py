@@ -77,7 +77,7 @@ _EXPORTS: dict[str, str] = {
     "imresize": "data.degrade",
     "modcrop": "data.degrade",
     "bicubic_degrade": "data.degrade",
-    "quantize": "data.images",
+    "round_to_uint": "data.images",
     "calculate_psnr": "metrics.psnr_ssim",
     "calculate_ssim": "metrics.psnr_ssim",
     "psnr_torch": "metrics.psnr_ssim",

@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.degrade import imresize, modcrop
-from ..data.images import array_to_tensor, quantize, tensor_to_array
+from ..data.images import array_to_tensor, round_to_uint, tensor_to_array
 from ..data.paired import ImagePair
 from ..data.sources import read_gt, resolve_dataset
 from ..errors import ConfigError, DataError
@@ -69,7 +69,7 @@ def run_model(model: ModelLike, lq: np.ndarray, scale: int) -> np.ndarray:
     h, w = lq.shape[:2]
     if isinstance(model, str):
         if model == "bicubic":
-            return quantize(imresize(lq, float(scale)))
+            return round_to_uint(imresize(lq, float(scale)))
         interp = {"nearest": cv2.INTER_NEAREST, "lanczos": cv2.INTER_LANCZOS4}.get(model)
         if interp is None:
             raise ConfigError(f"unknown baseline {model!r} (choose from {BASELINES})")
