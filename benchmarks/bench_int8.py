@@ -58,6 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from esrgan_lab.data.images import array_to_tensor, tensor_to_array  # noqa: E402
 from esrgan_lab.errors import ConfigError  # noqa: E402
+from esrgan_lab.evaluation.evaluate import evaluate_model  # noqa: E402
 from esrgan_lab.inference.int8 import (  # noqa: E402
     assert_disjoint,
     calibration_images,
@@ -68,9 +69,9 @@ from esrgan_lab.inference.int8 import (  # noqa: E402
 from esrgan_lab.inference.onnx import OnnxModel, export_onnx  # noqa: E402
 from esrgan_lab.inference.openvino import OpenVinoModel, convert_onnx, save_ir  # noqa: E402
 from esrgan_lab.inference.upscale import prepare_model, upscale  # noqa: E402
-from esrgan_lab.metrics.evaluate import evaluate_model  # noqa: E402
 from esrgan_lab.model.rrdbnet import RRDBNet  # noqa: E402
 from esrgan_lab.settings import REPO_ROOT, provenance  # noqa: E402
+from esrgan_lab.timing import fastest  # noqa: E402
 from esrgan_lab.training.runtime import native_bf16  # noqa: E402
 from esrgan_lab.weights.loading import load_model  # noqa: E402
 
@@ -172,16 +173,6 @@ def as_bgr_fn(engine: Any) -> Callable[[np.ndarray], np.ndarray]:
 # --------------------------------------------------------------------------- speed
 
 
-def best_of(fn: Callable[[], object], repeat: int) -> float:
-    fn()  # warm-up: kernels, memory pools
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def speed(paths: dict, sizes: list[int], repeat: int, bf16_model: nn.Module | None) -> list[dict]:
     rng = np.random.default_rng(0)
     rows = []
@@ -196,10 +187,10 @@ def speed(paths: dict, sizes: list[int], repeat: int, bf16_model: nn.Module | No
         for name, engine in timed.items():
             if size <= 128:
                 fn = as_bgr_fn(engine)
-                times[name] = best_of(lambda fn=fn, image=image: fn(image), reps)
+                times[name] = fastest(lambda fn=fn, image=image: fn(image), reps)
             else:
                 kw = {"dtype": "bf16"} if name == "torch bf16" else {}
-                times[name] = best_of(
+                times[name] = fastest(
                     lambda e=engine, kw=kw, image=image: upscale(image, e, **kw), reps
                 )
             print(f"  {size}x{size} {name:<16} {times[name]:8.2f} s", flush=True)

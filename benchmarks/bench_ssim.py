@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import numpy as np
 from skimage.metrics import structural_similarity
 
 from esrgan_lab.data.degrade import bicubic_degrade, bicubic_upscale, modcrop
-from esrgan_lab.metrics.evaluate import resolve_dataset
+from esrgan_lab.data.sources import resolve_dataset
 from esrgan_lab.metrics.psnr_ssim import bgr2y, calculate_ssim
 from esrgan_lab.settings import dataset_dir
+from esrgan_lab.timing import time_runs
 
 
 def _pairs() -> tuple[str, list[tuple[np.ndarray, np.ndarray]]]:
@@ -52,12 +52,9 @@ def _skimage(pairs) -> list[float]:
 
 
 def _time(fn, pairs, repeat: int) -> tuple[float, list[float]]:
-    times, values = [], []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        values = fn(pairs)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), values
+    values: list = []
+    times = time_runs(lambda: values.append(fn(pairs)), repeat, warmup=0)
+    return statistics.median(times.tolist()), values[-1]
 
 
 def main() -> None:

@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from esrgan_lab.inference.upscale import upscale  # noqa: E402
 from esrgan_lab.model.memory import estimate_memory, process_memory  # noqa: E402
 from esrgan_lab.model.rrdbnet import RRDBNet  # noqa: E402
+from esrgan_lab.timing import fastest_interleaved  # noqa: E402
 from esrgan_lab.training.runtime import native_bf16  # noqa: E402
 
 
@@ -111,17 +112,6 @@ def onnx_runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
     return run
 
 
-def best_time(fns: dict[str, Callable[[], np.ndarray]], repeat: int) -> dict[str, float]:
-    """Min wall time of each function; calls are interleaved so load changes hit all."""
-    times = {name: float("inf") for name in fns}
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name] = min(times[name], time.perf_counter() - t0)
-    return times
-
-
 def speed(num_block: int, sizes: list[int], repeat: int, onnx: bool) -> list[dict]:
     if not onnx:
         return _speed(num_block, sizes, repeat, onnx)
@@ -179,7 +169,7 @@ def _speed(num_block: int, sizes: list[int], repeat: int, onnx: bool) -> list[di
         diffs = {}
         for name, fn in fns.items():
             diffs[name] = int(np.abs(fn().astype(int) - ref).max())  # warm-up + check
-        times = best_time(fns, repeat)
+        times = fastest_interleaved(fns, repeat)
         for name, seconds in times.items():
             row = {
                 "size": size,

@@ -11,7 +11,8 @@ Conventions (written down once, used everywhere):
 * Image names: ``lq`` (low quality input), ``gt`` (ground truth), ``sr`` (output).
 
 Public names are imported lazily, so ``import esrgan_lab as lab`` is cheap and
-``lab.RRDBNet`` loads only the model module.
+``lab.RRDBNet`` loads only the model module. The face exports the core only: the
+notebook layer (plots, ``savefig``, widgets, the studies) is ``esrgan_lab.lab``.
 """
 
 from __future__ import annotations
@@ -35,8 +36,6 @@ _EXPORTS: dict[str, str] = {
     "complexity_report": "model.complexity",
     "count_flops": "model.complexity",
     "parameter_table": "model.complexity",
-    # figures
-    "savefig": "lab.viz",
     # training
     "PairedPatchDataset": "data.paired",
     "PairedImageSet": "data.paired",
@@ -78,7 +77,7 @@ _EXPORTS: dict[str, str] = {
     "imresize": "data.degrade",
     "modcrop": "data.degrade",
     "bicubic_degrade": "data.degrade",
-    "quantize": "data.images",
+    "round_to_uint": "data.images",
     "calculate_psnr": "metrics.psnr_ssim",
     "calculate_ssim": "metrics.psnr_ssim",
     "psnr_torch": "metrics.psnr_ssim",
@@ -86,8 +85,8 @@ _EXPORTS: dict[str, str] = {
     "MetricUnavailable": "metrics.psnr_ssim",
     "calculate_niqe": "metrics.niqe",
     "frechet_distance": "metrics.fid",
-    "evaluate_model": "metrics.evaluate",
-    "evaluate_folders": "metrics.evaluate",
+    "evaluate_model": "evaluation.evaluate",
+    "evaluate_folders": "evaluation.evaluate",
     # image files and inference
     "read_image": "data.images",
     "write_image": "data.images",
@@ -103,10 +102,6 @@ _EXPORTS: dict[str, str] = {
     "OnnxModel": "inference.onnx",
     "quantize_int8": "inference.int8",
     "select_weights": "weights.loading",
-    # interactive widgets (static figures when ESRGAN_LAB_HEADLESS=1)
-    "architecture_explorer": "lab.widgets",
-    "comparison_slider": "lab.widgets",
-    "interpolation_slider": "lab.widgets",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

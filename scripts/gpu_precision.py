@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from esrgan_lab.model.complexity import complexity_report  # noqa: E402
 from esrgan_lab.model.rrdbnet import RRDBNet  # noqa: E402
+from esrgan_lab.timing import time_runs  # noqa: E402
 
 #: Dense peak TFLOP/s of an H100 SXM (NVIDIA datasheet; the sparse figures are 2x).
 H100_PEAK = {"fp16": 989.0, "bf16": 989.0, "tf32": 495.0, "fp32": 67.0}
@@ -107,31 +108,6 @@ def forward(model: torch.nn.Module, x: torch.Tensor, mode: str) -> torch.Tensor:
         set_tf32(False)
 
 
-def time_point(
-    model: torch.nn.Module, x: torch.Tensor, mode: str, warmup: int, repeats: int
-) -> list[float]:
-    """Per-iteration seconds (CUDA events on GPU, perf_counter on CPU)."""
-    cuda = x.device.type == "cuda"
-    for _ in range(warmup):
-        forward(model, x, mode)
-    if cuda:
-        torch.cuda.synchronize()
-    times = []
-    for _ in range(repeats):
-        if cuda:
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            forward(model, x, mode)
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end) / 1e3)
-        else:
-            t0 = time.perf_counter()
-            forward(model, x, mode)
-            times.append(time.perf_counter() - t0)
-    return times
-
-
 def mode_supported(mode: str, device: torch.device) -> str | None:
     """``None`` if ``mode`` can run on ``device``, else the reason it is skipped."""
     if device.type != "cuda":
@@ -192,13 +168,8 @@ def ort_points(
         sess = ort.InferenceSession(str(path), providers=["CUDAExecutionProvider"])
         for b in batches:
             x = torch.rand(b, 3, args.size, args.size).numpy()
-            for _ in range(args.warmup):
-                sess.run(None, {"lq": x})
-            times = []
-            for _ in range(args.repeats):
-                t0 = time.perf_counter()
-                sess.run(None, {"lq": x})
-                times.append(time.perf_counter() - t0)
+            run = lambda x=x: sess.run(None, {"lq": x})  # noqa: E731
+            times = time_runs(run, args.repeats, args.warmup).tolist()
             med = sorted(times)[len(times) // 2]
             rows.append(
                 {
@@ -266,7 +237,9 @@ def main(argv: list[str] | None = None) -> int:
             if device.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
             try:
-                times = time_point(model, x, mode, args.warmup, args.repeats)
+                sync = torch.cuda.synchronize if device.type == "cuda" else None
+                run = lambda x=x, mode=mode: forward(model, x, mode)  # noqa: E731
+                times = time_runs(run, args.repeats, args.warmup, sync).tolist()
             except torch.cuda.OutOfMemoryError:
                 print(f"{mode:<6} {b:>5}  out of memory")
                 torch.cuda.empty_cache()

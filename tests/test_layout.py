@@ -10,7 +10,30 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PKG = REPO / "esrgan_lab"
-TOP_LEVEL = {"__init__.py", "__main__.py", "errors.py", "settings.py", "fileio.py", "procs.py"}
+TOP_LEVEL = {
+    "__init__.py",
+    "__main__.py",
+    "errors.py",
+    "settings.py",
+    "fileio.py",
+    "procs.py",
+    "download.py",
+    "timing.py",
+}
+#: The subpackages from lowest to highest: each imports only those before it and the
+#: top-level modules; the top-level modules (but the face and ``__main__``) import none.
+LAYERS = (
+    "model",
+    "weights",
+    "data",
+    "losses",
+    "metrics",
+    "inference",
+    "evaluation",
+    "training",
+    "cli",
+    "lab",
+)
 #: Notebook-layer-only third-party modules.
 NOTEBOOK_ONLY = ("matplotlib", "ipywidgets")
 #: Longest function and class, in lines, without a reason written in this table.
@@ -65,9 +88,29 @@ def test_every_subpackage_says_what_it_holds() -> None:
 
 def test_the_core_never_imports_the_notebook_layer() -> None:
     for path in filter(_core, _modules()):
-        if path.name == "__init__.py" and path.parent == PKG:
-            continue  # the lazy face maps names to modules as strings, imports none
         bad = [n for n in _imports(path) if n.startswith("esrgan_lab.lab")]
+        assert not bad, f"{path.relative_to(REPO)} imports {bad}"
+
+
+def _layer(name: str) -> str:
+    """``weights`` for ``esrgan_lab.weights.registry``, ``download`` for ``esrgan_lab.download``."""
+    return name.split(".")[1]
+
+
+def test_subpackages_import_only_lower_ones() -> None:
+    assert set(LAYERS) == {p.parent.name for p in PKG.glob("*/__init__.py")}
+    for path in _modules():
+        rel = path.relative_to(PKG)
+        if len(rel.parts) == 1:
+            if rel.name in ("__init__.py", "__main__.py"):
+                continue
+            allowed: set[str] = set()
+        else:
+            allowed = set(LAYERS[: LAYERS.index(rel.parts[0]) + 1])
+        allowed |= {m.removesuffix(".py") for m in TOP_LEVEL}
+        bad = sorted(
+            {n for n in _imports(path) if n.startswith("esrgan_lab.") and _layer(n) not in allowed}
+        )
         assert not bad, f"{path.relative_to(REPO)} imports {bad}"
 
 
@@ -128,8 +171,16 @@ def test_readme_module_map_matches_the_tree() -> None:
         assert modules == present, (pkg, modules ^ present)
 
 
-@pytest.mark.parametrize("name", ["RRDBNet", "get_image_data", "postprocess", "upscale", "savefig"])
+@pytest.mark.parametrize("name", ["RRDBNet", "get_image_data", "postprocess", "upscale"])
 def test_the_face_keeps_its_names(name: str) -> None:
     import esrgan_lab as lab
 
     assert callable(getattr(lab, name))
+
+
+def test_the_face_maps_no_name_into_the_notebook_layer() -> None:
+    import esrgan_lab as lab
+
+    into_lab = {n: m for n, m in lab._EXPORTS.items() if m.split(".")[0] == "lab"}
+    assert not into_lab
+    assert not [n for n in _imports(PKG / "__init__.py") if n.startswith("esrgan_lab.lab")]

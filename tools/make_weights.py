@@ -47,7 +47,7 @@ def reference_outputs(names: tuple[str, ...] = ("lab-psnr-x4", "lab-gan-x4")) ->
     import cv2
 
     from esrgan_lab.data.samples import skimage_sample
-    from esrgan_lab.metrics.evaluate import run_model
+    from esrgan_lab.evaluation.evaluate import run_model
     from esrgan_lab.weights.loading import load_model
 
     folder = WEIGHTS / "reference"
@@ -72,7 +72,7 @@ def choose_alpha(
     """Score the interpolation sweep on the validation images; apply the rule."""
     from esrgan_lab.data.paired import degrade_all
     from esrgan_lab.data.sources import load_source
-    from esrgan_lab.metrics.evaluate import score_pairs
+    from esrgan_lab.evaluation.evaluate import score_pairs
     from esrgan_lab.weights.checkpoints import interpolate, load_checkpoint
     from esrgan_lab.weights.loading import model_from_state_dict
 
@@ -103,7 +103,7 @@ def choose_alpha(
 
 
 def evaluate(model_name: str) -> dict:
-    from esrgan_lab.metrics.evaluate import evaluate_model
+    from esrgan_lab.evaluation.evaluate import evaluate_model
 
     report = evaluate_model(model_name, list(TEST_SETS), niqe=True, progress=False)
     return report.to_dict()
@@ -112,8 +112,9 @@ def evaluate(model_name: str) -> dict:
 def comparison_figure(target: Path) -> None:
     """Set14 baboon (fur) and comic (hair): bicubic, lab-psnr-x4, lab-gan-x4, ground truth."""
     from esrgan_lab.data.sources import resolve_dataset
+    from esrgan_lab.evaluation.evaluate import run_model
     from esrgan_lab.lab.viz import comparison_grid, savefig
-    from esrgan_lab.metrics.evaluate import protocol_pairs, run_model
+    from esrgan_lab.metrics.scoring import protocol_pairs
     from esrgan_lab.weights.loading import load_model
 
     models = {"bicubic": "bicubic", "lab-psnr-x4": load_model("lab-psnr-x4")}
@@ -298,8 +299,9 @@ def baboon_panels(models: dict) -> tuple[dict, dict]:
     from esrgan_lab.data.catalog import data_root
     from esrgan_lab.data.images import read_image
     from esrgan_lab.data.sources import resolve_dataset
-    from esrgan_lab.metrics.evaluate import run_model, score_pair
+    from esrgan_lab.evaluation.evaluate import run_model
     from esrgan_lab.metrics.niqe import calculate_niqe
+    from esrgan_lab.metrics.scoring import score_pair
 
     samples = data_root() / "esrgan_samples"
     lq = read_image(samples / "LR_baboon.png")
@@ -480,7 +482,7 @@ def full_main(skip_training: bool) -> int:
     """Train (or resume) the full-size pair, choose alpha, ship fp16 weights and cards."""
     import yaml
 
-    from esrgan_lab.metrics.evaluate import evaluate_model
+    from esrgan_lab.evaluation.evaluate import evaluate_model
     from esrgan_lab.weights.checkpoints import interpolate, load_checkpoint, save_checkpoint
     from esrgan_lab.weights.loading import load_model
 

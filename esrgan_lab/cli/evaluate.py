@@ -59,7 +59,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
-    from ..metrics.evaluate import evaluate_folders, evaluate_model, write_csv, write_json
+    from ..evaluation.evaluate import evaluate_folders, evaluate_model
+    from ..metrics.scoring import write_csv, write_json
 
     folders = args.sr is not None or args.gt is not None
     if folders and (args.model is not None or args.dataset):

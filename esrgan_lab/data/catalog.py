@@ -8,7 +8,7 @@ unpacks to and where the HR images then are. Sets without a direct, checkable do
 them.
 
 :func:`download_dataset` fetches archives into ``<root>/downloads/`` with
-:func:`esrgan_lab.weights.registry.download_resumable` (resumable, checked) and unpacks
+:func:`esrgan_lab.download.download` (resumable, checked) and unpacks
 each into a hidden temporary folder under ``<root>`` that is renamed into place only
 once complete, so an interrupted extraction is redone and finished work is skipped.
 ``root`` defaults to ``ESRGAN_LAB_DATA`` (:func:`esrgan_lab.settings.data_dir`).
@@ -330,7 +330,7 @@ def download_dataset(
             root, or a bad archive.
         DownloadError: Offline, HTTP error, size or checksum mismatch.
     """
-    from ..weights.registry import download_resumable
+    from ..download import download
 
     entry = get_dataset(name)
     unknown = sorted(set(parts) - set(PARTS))
@@ -348,7 +348,7 @@ def download_dataset(
         file = root / DOWNLOADS / archive.filename
         if force or not file.is_file():
             _say(progress, f"downloading {archive.url} -> {file}")
-            download_resumable(
+            download(
                 archive.url,
                 file,
                 size=archive.size,

@@ -18,7 +18,7 @@ Python loops over pixels.
 Dtype rule:
     * numpy in -> ``float64`` out, on the *same value scale* as the input (a uint8
       image gives floats in about ``[0, 255]``, unrounded and unclipped; bicubic
-      overshoots). Use :func:`esrgan_lab.data.images.quantize` to get what a saved PNG
+      overshoots). Use :func:`esrgan_lab.data.images.round_to_uint` to get what a saved PNG
       would hold.
     * torch in -> same floating dtype and device out; computed in float64 internally so
       that numpy and torch give the same numbers (to float32 rounding for float32).
@@ -32,7 +32,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from .images import quantize
+from .images import round_to_uint
 
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
@@ -206,12 +206,12 @@ def bicubic_degrade(gt: np.ndarray, scale: int) -> np.ndarray:
     if np.asarray(gt).dtype != np.uint8:
         raise TypeError(f"bicubic_degrade expects a uint8 image, got {np.asarray(gt).dtype}")
     cropped = modcrop(np.asarray(gt), scale)
-    return quantize(imresize(cropped, 1.0 / scale))
+    return round_to_uint(imresize(cropped, 1.0 / scale))
 
 
 def bicubic_upscale(lq: np.ndarray, scale: int) -> np.ndarray:
     """The bicubic baseline: MATLAB ``imresize(lq, scale)`` of a uint8 image, as uint8."""
-    return quantize(imresize(np.asarray(lq), float(scale)))
+    return round_to_uint(imresize(np.asarray(lq), float(scale)))
 
 
 def standard_pair(gt: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:

@@ -200,7 +200,7 @@ def _channels(image: np.ndarray) -> int:
 # --------------------------------------------------------------------------- conversion
 
 
-def quantize(
+def round_to_uint(
     img: np.ndarray | torch.Tensor, data_range: float = 255.0, dtype: np.dtype | type = np.uint8
 ) -> np.ndarray:
     """Float values -> integer image: scale to the dtype's full range, round, clip.
@@ -259,7 +259,7 @@ def array_to_tensor(image: np.ndarray, *, batch: bool = True) -> torch.Tensor:
 def tensor_to_array(tensor: torch.Tensor, dtype: np.dtype | type = np.uint8) -> np.ndarray:
     """Inverse of :func:`array_to_tensor`: RGB(A) float tensor -> OpenCV array.
 
-    Values are clipped to ``[0, 1]`` and rounded with :func:`quantize`'s rule.
+    Values are clipped to ``[0, 1]`` and rounded with :func:`round_to_uint`'s rule.
 
     Args:
         tensor: ``(1, C, H, W)`` or ``(C, H, W)`` with ``C`` 1 (gray), 3 (RGB) or 4 (RGBA).
@@ -279,5 +279,5 @@ def tensor_to_array(tensor: torch.Tensor, dtype: np.dtype | type = np.uint8) -> 
         raise ConfigError(f"expected a (1|3|4, H, W) tensor, got {tuple(tensor.shape)}")
     order = {1: [0], 3: [2, 1, 0], 4: [2, 1, 0, 3]}[tensor.shape[0]]
     hwc = tensor.detach()[order].permute(1, 2, 0).clamp(0, 1)
-    out = quantize(hwc, data_range=1.0, dtype=dtype)
+    out = round_to_uint(hwc, data_range=1.0, dtype=dtype)
     return np.ascontiguousarray(out[:, :, 0] if out.shape[2] == 1 else out)

@@ -104,7 +104,7 @@ def seed_pair(
     ``lq`` is what the seed's :func:`get_image_data` feeds the network (the whole image
     squashed to ``size x size`` with ``INTER_AREA``); ``reference`` is the GT squashed
     the same way to the ``size*scale`` square output (the most plausible reading of what
-    the seed compared against; see :mod:`esrgan_lab.metrics.evaluate`).
+    the seed compared against; see :mod:`esrgan_lab.metrics.scoring`).
     """
     lq = cv2.resize(gt, (size, size), interpolation=cv2.INTER_AREA)
     ref = cv2.resize(gt, (size * scale, size * scale), interpolation=cv2.INTER_AREA)

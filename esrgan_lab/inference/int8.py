@@ -196,7 +196,7 @@ def preprocess(
     ``INTER_AREA``) for 3-channel files; the identical steps on the pixels otherwise
     (gray images become three equal channels, as the evaluation feeds them).
     ``standard``: the MATLAB-bicubic LQ of the modcropped image
-    (:func:`esrgan_lab.metrics.evaluate.standard_pair`), centre-cropped to at most
+    (:func:`esrgan_lab.data.degrade.standard_pair`), centre-cropped to at most
     ``patch`` pixels a side.
     """
     if patch < 8:

@@ -13,7 +13,7 @@ batch, height and width, then checked against torch before it is kept:
 * :class:`OnnxModel` wraps an ``onnxruntime.InferenceSession`` (CPU, 2 intra-op threads
   by default): ``run`` maps NCHW float32 to NCHW float32, and calling it on a uint8 BGR
   image returns a uint8 BGR image, which is what
-  :func:`esrgan_lab.metrics.evaluate.evaluate_model` accepts, so every precision is scored by
+  :func:`esrgan_lab.evaluation.evaluate.evaluate_model` accepts, so every precision is scored by
   the same code.
 
 Exporter choice: torch 2.13 defaults to the ``torch.export``-based ("dynamo") exporter.
@@ -515,7 +515,7 @@ class OnnxModel:
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """uint8 BGR ``(h, w, 3)`` -> uint8 BGR ``(h*s, w*s, 3)``: the evaluation contract.
 
-        The conversion is the one :func:`esrgan_lab.metrics.evaluate.run_model` uses for
+        The conversion is the one :func:`esrgan_lab.evaluation.evaluate.run_model` uses for
         torch models (:func:`~esrgan_lab.data.images.array_to_tensor` and back), so torch
         and ONNX variants are scored on equal terms.
         """

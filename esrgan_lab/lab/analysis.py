@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
-import numpy as np
 import torch
 from torch import nn
 
@@ -108,33 +104,3 @@ def trunk_update_ratio(model: RRDBNet, lq: torch.Tensor) -> list[float]:
         feat = out
     model.train(was_training)
     return ratios
-
-
-def time_runs(
-    fn: Callable[[], object],
-    repeats: int = 5,
-    warmup: int = 1,
-    synchronize: Callable[[], object] | None = None,
-) -> np.ndarray:
-    """Wall-clock seconds of ``repeats`` calls of ``fn()`` after ``warmup`` calls.
-
-    ``synchronize`` (e.g. ``torch.cuda.synchronize``) is called before starting and
-    after stopping each clock, so asynchronous devices are timed fully.
-    """
-    for _ in range(warmup):
-        fn()
-    sync = synchronize or (lambda: None)
-    times = []
-    for _ in range(max(1, repeats)):
-        sync()
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return np.asarray(times)
-
-
-def time_call(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
-    """Fastest of :func:`time_runs`: other load on the machine only ever adds time, so the
-    minimum is the least disturbed estimate (a median of 3 moved by 3x under load here)."""
-    return float(np.min(time_runs(fn, repeats, warmup)))

@@ -35,11 +35,11 @@ from torch import nn
 
 from ..data.paired import PairedImageSet
 from ..data.sources import NamedImage
-from ..metrics.evaluate import score_pairs
+from ..evaluation.evaluate import score_pairs
 from ..model.memory import peak_activation_bytes, saved_activation_bytes
 from ..model.rrdbnet import Norm, RRDBNet
+from ..timing import fastest
 from ..training.config import TrainConfig
-from .analysis import time_call
 from .experiments import gallery, study_config, test_sets
 from .runs import Run, make_config, train_grid
 
@@ -133,7 +133,7 @@ def psnr_list(model: nn.Module | None, pairs: PairedImageSet) -> list[float]:
     """Y-PSNR (crop_border = scale) of ``model`` on every pair; ``None`` model = bicubic.
 
     Scores with the project's one scoring loop
-    (:func:`esrgan_lab.metrics.evaluate.score_pairs`). The model runs in its current
+    (:func:`esrgan_lab.evaluation.evaluate.score_pairs`). The model runs in its current
     mode: eval mode uses BN's running statistics, :func:`batch_stats_copy` the input's.
     """
     report = score_pairs("bicubic" if model is None else model, pairs, pairs.scale)
@@ -423,10 +423,10 @@ def measure_cost(
     was_training = model.training
     try:
         model.eval()
-        eval_s = time_call(fwd, repeats)
+        eval_s = fastest(fwd, repeats)
         model.train()
         state = copy.deepcopy(model.state_dict())  # train-mode BN updates running stats
-        train_s = time_call(fwd_bwd, repeats)
+        train_s = fastest(fwd_bwd, repeats)
         model.load_state_dict(state)
         model.zero_grad(set_to_none=True)
         peak = saved = None
@@ -642,7 +642,7 @@ def worst_validation(
     """
     import cv2
 
-    from ..metrics.evaluate import run_model
+    from ..evaluation.evaluate import run_model
 
     worst = worst_case(results)
     pair = list(val)[worst["index"]]

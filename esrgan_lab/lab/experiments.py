@@ -312,7 +312,7 @@ def gallery(
     Returns:
         ``(record, images)``: where the crop is and what each image is, and the crops.
     """
-    from ..metrics.evaluate import run_model
+    from ..evaluation.evaluate import run_model
     from .bn_study import detail_box
 
     name, image = str(params["gallery_image"]).split("/")

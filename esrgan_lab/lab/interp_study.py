@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.images import quantize
-from ..metrics.evaluate import EvaluationReport, run_model, score_outputs
+from ..data.images import round_to_uint
+from ..evaluation.evaluate import run_model
+from ..metrics.scoring import EvaluationReport, score_outputs
 from ..weights.checkpoints import interpolate, load_checkpoint
 from ..weights.loading import load_model, model_from_state_dict
 
@@ -29,7 +30,7 @@ ALPHAS: tuple[float, ...] = tuple(round(0.1 * k, 1) for k in range(11))
 
 def pixel_blend(a: np.ndarray, b: np.ndarray, alpha: float) -> np.ndarray:
     """``(1 - alpha) a + alpha b`` of two uint8 images, rounded back to uint8."""
-    return quantize((1.0 - alpha) * a.astype(np.float64) + alpha * b.astype(np.float64))
+    return round_to_uint((1.0 - alpha) * a.astype(np.float64) + alpha * b.astype(np.float64))
 
 
 def _score(outputs, test) -> dict[str, dict[str, list]]:

@@ -26,9 +26,9 @@ from torch import nn
 
 from ..data.images import array_to_tensor
 from ..data.paired import PairedImageSet
+from ..evaluation.evaluate import score_pairs
 from ..losses.backbones import VGG19_LAYERS, VGGFeatureExtractor
 from ..losses.gan import GANLoss
-from ..metrics.evaluate import score_pairs
 from ..training.config import TrainConfig
 from ..training.steps import StepResult
 from .runs import Run, make_config, run_config
@@ -318,7 +318,7 @@ def score(model: nn.Module | None, pairs: PairedImageSet, niqe: bool = True) -> 
     """PSNR (Y, crop_border = scale) and NIQE (lower = more natural) of ``model``'s outputs.
 
     ``model=None`` scores bicubic upsampling. Uses the project's one scoring loop
-    (:func:`esrgan_lab.metrics.evaluate.score_pairs`); NIQE needs the pristine model
+    (:func:`esrgan_lab.evaluation.evaluate.score_pairs`); NIQE needs the pristine model
     file (:func:`esrgan_lab.settings.niqe_params_path`) and images larger than one
     96x96 block.
     """
@@ -417,7 +417,7 @@ def run_experiment(
     Returns:
         ``(results, images)`` for :func:`esrgan_lab.lab.experiments.save`.
     """
-    from ..metrics.evaluate import score_pairs
+    from ..evaluation.evaluate import score_pairs
     from ..weights.loading import load_model
     from .experiments import gallery, pooled_score, study_weights, test_sets
     from .runs import run_record

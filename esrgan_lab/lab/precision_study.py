@@ -40,7 +40,7 @@ from ..inference.int8 import (
     preprocess,
     quantize_int8,
 )
-from .analysis import time_runs
+from ..timing import time_runs
 
 # --------------------------------------------------------------------------- torch
 
@@ -104,7 +104,7 @@ class PrecisionVariant:
         runtime: ``"torch"``, ``"onnxruntime"`` or ``"openvino"``.
         runner: An ``nn.Module`` (NCHW float), an :class:`~esrgan_lab.inference.onnx.OnnxModel`
             or an :class:`~esrgan_lab.inference.openvino.OpenVinoModel`; all are accepted by
-            :func:`esrgan_lab.metrics.evaluate.evaluate_model`.
+            :func:`esrgan_lab.evaluation.evaluate.evaluate_model`.
         path: The ONNX file or IR folder, or ``None`` for torch variants.
         size_bytes: File size (ONNX) or parameter bytes at the stored precision (torch).
         seconds: Time it took to build (export, convert, calibrate + quantize).
@@ -296,7 +296,7 @@ def precision_table(
         variants: From :func:`build_variants`; the first is the reference for the
             output differences (normally ``fp32 (torch)``).
         datasets: Evaluation datasets (names, folders or ``"skimage"``).
-        protocols: ``"seed"`` and/or ``"standard"`` (:mod:`esrgan_lab.metrics.evaluate`).
+        protocols: ``"seed"`` and/or ``"standard"`` (:mod:`esrgan_lab.metrics.scoring`).
         diff_inputs: ``(1, 3, h, w)`` inputs on which float outputs are compared with the
             first variant (default: the seed inputs of the first evaluation images).
         niqe: Also compute NIQE (``None`` where the pristine model is missing).
@@ -307,7 +307,7 @@ def precision_table(
     Returns:
         One :class:`PrecisionRow` per variant.
     """
-    from ..metrics.evaluate import evaluate_model
+    from ..evaluation.evaluate import evaluate_model
 
     if not variants:
         return []

@@ -172,10 +172,10 @@ def fetch_vgg19_imagenet(
     target = folder / filename
     if target.is_file():
         return target
-    from ..weights.registry import download_file
+    from ..download import download
 
     try:
-        download_file(url, target, hash_prefix, progress=False)
+        download(url, target, digest=hash_prefix and f"sha256:{hash_prefix}", progress=False)
     except DownloadError as exc:  # offline, HTTP error, truncated, wrong hash
         raise DownloadError(
             f"cannot download VGG19 weights from {url} ({exc}); put {filename} into {folder}"

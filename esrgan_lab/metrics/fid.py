@@ -29,8 +29,9 @@ from scipy import linalg
 from torch import nn
 
 from .. import settings
+from ..download import download as fetch
+from ..download import file_digest
 from ..errors import DownloadError
-from ..weights.registry import download_file, sha256_file
 from .psnr_ssim import MetricUnavailable
 
 #: pytorch-fid's converted TF Inception weights; the file name carries the sha256 prefix.
@@ -287,7 +288,12 @@ def _find_weights(weights: str | Path | None, download: bool) -> Path:
             f"FID not available: Inception weights not found ({cached}; downloads disabled)"
         )
     try:
-        return download_file(FID_WEIGHTS_URL, cached, FID_WEIGHTS_SHA256_PREFIX, progress=False)
+        return fetch(
+            FID_WEIGHTS_URL,
+            cached,
+            digest=f"sha256:{FID_WEIGHTS_SHA256_PREFIX}",
+            progress=False,
+        )
     except DownloadError as exc:  # offline, HTTP error, wrong hash -> not available
         raise MetricUnavailable(
             f"FID not available: Inception weights not found ({cached}; download failed: "
@@ -319,7 +325,7 @@ def load_fid_inception(
     net = FIDInceptionV3()
     if not random_weights:
         path = _find_weights(weights, download)
-        if path.name == FID_WEIGHTS_NAME and not sha256_file(path).startswith(
+        if path.name == FID_WEIGHTS_NAME and not file_digest(path).startswith(
             FID_WEIGHTS_SHA256_PREFIX
         ):
             raise MetricUnavailable(f"FID not available: sha256 of {path} does not match")

@@ -604,7 +604,7 @@ class Trainer:
     @torch.no_grad()
     def validate(self, model: nn.Module) -> float | None:
         """Mean Y-PSNR (crop_border = scale) on the validation images (rank 0 only)."""
-        from ..metrics.evaluate import score_pairs
+        from ..evaluation.evaluate import score_pairs
 
         val = self.val_set()
         if not val:

@@ -17,8 +17,8 @@ from esrgan_lab.data.catalog import (
     extract_archive,
     get_dataset,
 )
+from esrgan_lab.download import DIGEST_LENGTHS, parse_digest
 from esrgan_lab.errors import ConfigError, DataError, DownloadError
-from esrgan_lab.weights.registry import DIGEST_LENGTHS, parse_digest
 from tests.local_http import (
     PROXY_VARS,
     FileServer,

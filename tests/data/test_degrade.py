@@ -17,7 +17,7 @@ from esrgan_lab.data.degrade import (
     resize_matrix,
     standard_pair,
 )
-from esrgan_lab.data.images import quantize
+from esrgan_lab.data.images import round_to_uint
 
 
 def _matlab_reference_1d(vec: np.ndarray, out_len: int, scale: float, aa: bool) -> np.ndarray:
@@ -170,7 +170,7 @@ def test_bicubic_degrade_and_upscale_shapes():
     gt = rng.integers(0, 256, size=(37, 42, 3), dtype=np.uint8)
     lq = bicubic_degrade(gt, 4)
     assert lq.shape == (9, 10, 3) and lq.dtype == np.uint8
-    np.testing.assert_array_equal(lq, quantize(imresize(gt[:36, :40], 0.25)))
+    np.testing.assert_array_equal(lq, round_to_uint(imresize(gt[:36, :40], 0.25)))
     sr = bicubic_upscale(lq, 4)
     assert sr.shape == (36, 40, 3) and sr.dtype == np.uint8
     cropped, lq2 = standard_pair(gt, 4)

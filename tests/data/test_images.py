@@ -14,8 +14,8 @@ from esrgan_lab.data.images import (
     array_to_tensor,
     can_store,
     fit_to_format,
-    quantize,
     read_image,
+    round_to_uint,
     tensor_to_array,
     write_image,
 )
@@ -144,10 +144,10 @@ def test_tensor_to_array_rounds_half_up_and_clips():
 def test_quantize_one_rule_for_arrays_and_tensors():
     vals = np.array([-3.0, 0.49, 0.5, 1.5, 2.5, 254.5, 300.0])
     expected = [0, 0, 1, 2, 3, 255, 255]  # halves round up (np.round would give 0, 2, 2)
-    np.testing.assert_array_equal(quantize(vals), expected)
-    np.testing.assert_array_equal(quantize(torch.tensor(vals, dtype=torch.float32)), expected)
-    assert quantize(np.array([0.5, 1.2]), data_range=1.0).tolist() == [128, 255]
-    assert quantize(np.array([0.5]), data_range=1.0, dtype=np.uint16).tolist() == [32768]
+    np.testing.assert_array_equal(round_to_uint(vals), expected)
+    np.testing.assert_array_equal(round_to_uint(torch.tensor(vals, dtype=torch.float32)), expected)
+    assert round_to_uint(np.array([0.5, 1.2]), data_range=1.0).tolist() == [128, 255]
+    assert round_to_uint(np.array([0.5]), data_range=1.0, dtype=np.uint16).tolist() == [32768]
 
 
 def test_conversion_rejects_batches_and_odd_channels():

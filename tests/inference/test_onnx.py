@@ -11,6 +11,7 @@ import torch
 
 from esrgan_lab.cli import main
 from esrgan_lab.errors import ConfigError
+from esrgan_lab.evaluation.evaluate import _torch_forward, evaluate_model, run_model
 from esrgan_lab.inference.onnx import (
     FP16_TOLERANCE,
     FP32_TOLERANCE,
@@ -20,7 +21,6 @@ from esrgan_lab.inference.onnx import (
     model_scale,
     read_metadata,
 )
-from esrgan_lab.metrics.evaluate import _torch_forward, evaluate_model, run_model
 from tests.helpers import make_tiny
 
 

@@ -133,8 +133,8 @@ def test_stored_gan_seeds_reproduce_their_stored_scores(data_root) -> None:
 
     import yaml
 
+    from esrgan_lab.evaluation.evaluate import evaluate_model
     from esrgan_lab.lab.experiments import EXPERIMENTS_DIR, PARAMS_DIR, study_weights
-    from esrgan_lab.metrics.evaluate import evaluate_model
 
     params = yaml.safe_load((PARAMS_DIR / "04_inference.yaml").read_text())["study"]
     results = json.loads((EXPERIMENTS_DIR / "interpolation" / "results.json").read_text())

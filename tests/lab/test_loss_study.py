@@ -174,8 +174,8 @@ def test_stored_study_start_weights_reproduce_its_start_scores(data_root) -> Non
     again gives the Set5 PSNR the study recorded for its start (a stored reference output)."""
     import yaml
 
+    from esrgan_lab.evaluation.evaluate import evaluate_model
     from esrgan_lab.lab.experiments import EXPERIMENTS_DIR, PARAMS_DIR
-    from esrgan_lab.metrics.evaluate import evaluate_model
     from esrgan_lab.settings import REPO_ROOT
 
     params = yaml.safe_load((PARAMS_DIR / "03_losses.yaml").read_text())["study"]

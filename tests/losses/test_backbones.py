@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-import esrgan_lab.weights.registry
+import esrgan_lab.download
 from esrgan_lab.errors import CheckpointError, DownloadError
 from esrgan_lab.losses.backbones import (
     HED_MEAN_BGR,
@@ -97,7 +97,7 @@ def test_imagenet_uses_the_cache_and_is_an_error_offline(tmp_path, monkeypatch) 
     def offline(url, *args, **kwargs):
         raise DownloadError(f"cannot reach {url} (network unreachable)")
 
-    monkeypatch.setattr(esrgan_lab.weights.registry, "download_file", offline)
+    monkeypatch.setattr(esrgan_lab.download, "download", offline)
     with pytest.raises(DownloadError, match="vgg16-hed") as info:  # names the others
         VGGFeatureExtractor(["conv1_1"], "vgg19-imagenet")
     assert "\n" not in str(info.value) and "vgg19-dcbb9e9d.pth" in str(info.value)

@@ -1,4 +1,5 @@
-"""The hash-checked downloader against a local HTTP server (no internet needed)."""
+"""The weights registry and the one downloader (esrgan_lab.download) against a local HTTP
+server (no internet needed)."""
 
 from __future__ import annotations
 
@@ -13,19 +14,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from esrgan_lab.download import download, file_digest, parse_digest
 from esrgan_lab.errors import ConfigError, DownloadError
 from esrgan_lab.weights.checkpoints import load_checkpoint
 from esrgan_lab.weights.loading import load_model
 from esrgan_lab.weights.registry import (
     REGISTRY,
     WeightsEntry,
-    check_hash,
-    download_file,
-    download_resumable,
     fetch_weights,
-    file_digest,
-    parse_digest,
-    sha256_file,
 )
 from tests.helpers import make_tiny
 from tests.local_http import FileServer, closed_port
@@ -108,21 +104,21 @@ def _files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
-def test_check_hash_full_and_prefix() -> None:
+def test_sha256_full_or_prefix() -> None:
     digest = hashlib.sha256(b"esrgan").hexdigest()
-    assert check_hash(digest, digest)
-    assert check_hash(digest, digest[:8])
-    assert check_hash(digest, "sha256:" + digest.upper())
-    assert not check_hash(digest, digest[:7])  # too short to mean anything
-    assert not check_hash(digest, "0" * 64)
+    assert parse_digest("sha256:" + digest) == ("sha256", digest)
+    assert parse_digest("sha256:" + digest[:8].upper()) == ("sha256", digest[:8])
+    with pytest.raises(ConfigError, match="bad checksum"):
+        parse_digest("sha256:" + digest[:7])  # too short to mean anything
 
 
 def test_good_download_full_and_prefix_hash(server, tmp_path) -> None:
     for expected in (server.sha256, server.sha256[:8]):
         dest = tmp_path / expected[:8] / "good.pth"
-        assert download_file(f"{server.url}/good.pth", dest, expected, progress=False) == dest
+        url, digest = f"{server.url}/good.pth", f"sha256:{expected}"
+        assert download(url, dest, digest=digest, progress=False) == dest
         assert dest.read_bytes() == server.payload
-        assert sha256_file(dest) == server.sha256
+        assert file_digest(dest) == server.sha256
         assert _files(dest.parent) == ["good.pth"]  # no .part file left
     assert "conv_first.weight" in load_checkpoint(dest)
 
@@ -130,7 +126,7 @@ def test_good_download_full_and_prefix_hash(server, tmp_path) -> None:
 @pytest.mark.parametrize(
     ("path", "expected", "message"),
     [
-        ("/good.pth", "0" * 64, "SHA-256 mismatch"),
+        ("/good.pth", "0" * 64, "sha256 mismatch"),
         ("/good.pth", "deadbeef", "expected deadbeef"),
         ("/truncated.pth", None, "truncated download"),
         ("/missing.pth", None, "HTTP 404"),
@@ -139,7 +135,8 @@ def test_good_download_full_and_prefix_hash(server, tmp_path) -> None:
 def test_failed_downloads_leave_nothing(server, tmp_path, path, expected, message) -> None:
     dest = tmp_path / "cache" / "w.pth"
     with pytest.raises(DownloadError, match=message) as info:
-        download_file(server.url + path, dest, expected or server.sha256, progress=False)
+        digest = f"sha256:{expected or server.sha256}"
+        download(server.url + path, dest, digest=digest, progress=False)
     assert "\n" not in str(info.value) and server.url in str(info.value)
     assert _files(dest.parent) == []
 
@@ -148,14 +145,14 @@ def test_offline_is_a_clear_error(tmp_path) -> None:
     dest = tmp_path / "cache" / "w.pth"
     url = f"http://127.0.0.1:{_closed_port()}/good.pth"
     with pytest.raises(DownloadError, match=r"cannot reach .*check the network"):
-        download_file(url, dest, "0" * 64, progress=False)
+        download(url, dest, digest="sha256:" + "0" * 64, progress=False)
     assert _files(dest.parent) == []
 
 
 def test_unknown_hash_warns_with_digest(server, tmp_path) -> None:
     dest = tmp_path / "w.pth"
     with pytest.warns(UserWarning, match=server.sha256):
-        download_file(f"{server.url}/good.pth", dest, None, progress=False)
+        download(f"{server.url}/good.pth", dest, progress=False)
     assert dest.read_bytes() == server.payload
 
 
@@ -181,7 +178,7 @@ def test_fetch_weights_caches_and_keeps_good_file_on_failure(server, cache, monk
     monkeypatch.setitem(
         REGISTRY, entry.name, WeightsEntry(**{**entry.__dict__, "sha256": "0" * 64})
     )
-    with pytest.raises(DownloadError, match="SHA-256 mismatch"):
+    with pytest.raises(DownloadError, match="sha256 mismatch"):
         fetch_weights("tiny-test", force=True, progress=False)
     assert _files(cache) == [entry.filename] and path.read_bytes() == server.payload
 
@@ -234,7 +231,7 @@ def test_registry_entries_are_well_formed() -> None:
     )
 
 
-# --- download_resumable: Range requests, md5 / sha256 / size checks -------------------------
+# --- download(resume=True): Range requests, md5 / sha256 / size checks -------------------------
 
 #: 200 kB, several read chunks, not a repeat of one chunk.
 _BIG = bytes((i * 7 + i // 256) % 256 for i in range(200_000))
@@ -263,12 +260,12 @@ def test_resume_after_truncated_transfer(files, tmp_path) -> None:
     dest = tmp_path / "dl" / "big.bin"
     files.cut["/big.bin"] = 70_000
     with pytest.raises(DownloadError, match="got 70000 of 200000 bytes.*run again to resume") as e:
-        download_resumable(f"{files.url}/big.bin", dest, digest=_MD5, progress=False)
+        download(f"{files.url}/big.bin", dest, digest=_MD5, resume=True, progress=False)
     assert "\n" not in str(e.value)
     assert _files(dest.parent) == ["big.bin.part"]  # kept, never at dest
     assert (
-        download_resumable(
-            f"{files.url}/big.bin", dest, size=len(_BIG), digest=_MD5, progress=False
+        download(
+            f"{files.url}/big.bin", dest, size=len(_BIG), digest=_MD5, resume=True, progress=False
         )
         == dest
     )
@@ -281,7 +278,7 @@ def test_server_ignoring_range_starts_over(files, tmp_path) -> None:
     dest = tmp_path / "big.bin"
     (tmp_path / "big.bin.part").write_bytes(b"x" * 5000)  # not even a prefix of the file
     files.ignore_range.add("/big.bin")
-    download_resumable(f"{files.url}/big.bin", dest, digest=_SHA, progress=False)
+    download(f"{files.url}/big.bin", dest, digest=_SHA, resume=True, progress=False)
     assert dest.read_bytes() == _BIG and _files(tmp_path) == ["big.bin"]
     assert files.requests == [("/big.bin", "bytes=5000-")]
 
@@ -290,11 +287,11 @@ def test_complete_part_file_is_finished(files, tmp_path) -> None:
     dest = tmp_path / "big.bin"
     (tmp_path / "big.bin.part").write_bytes(_BIG)
     # Size unknown: the Range request past the end gets 416, the part is whole.
-    download_resumable(f"{files.url}/big.bin", dest, digest=_SHA, progress=False)
+    download(f"{files.url}/big.bin", dest, digest=_SHA, resume=True, progress=False)
     assert dest.read_bytes() == _BIG and files.requests == [("/big.bin", "bytes=200000-")]
     # Size known: no request at all.
     (tmp_path / "big.bin.part").write_bytes(_BIG)
-    download_resumable(f"{files.url}/big.bin", dest, size=len(_BIG), digest=_MD5, progress=False)
+    download(f"{files.url}/big.bin", dest, size=len(_BIG), digest=_MD5, resume=True, progress=False)
     assert len(files.requests) == 1 and _files(tmp_path) == ["big.bin"]
 
 
@@ -310,7 +307,8 @@ def test_resumable_mismatch_removes_the_file(files, tmp_path, size, digest, mess
     dest = tmp_path / "big.bin"
     (tmp_path / "big.bin.part").write_bytes(_BIG[:1000])  # a resumed transfer, too
     with pytest.raises(DownloadError) as info:
-        download_resumable(f"{files.url}/big.bin", dest, size=size, digest=digest, progress=False)
+        url = f"{files.url}/big.bin"
+        download(url, dest, size=size, digest=digest, resume=True, progress=False)
     assert message in str(info.value) and "\n" not in str(info.value)
     assert _files(tmp_path) == []
 
@@ -319,10 +317,10 @@ def test_resumable_offline_and_404(files, tmp_path) -> None:
     dest = tmp_path / "dl" / "big.bin"
     url = f"http://127.0.0.1:{closed_port()}/big.bin"
     with pytest.raises(DownloadError, match=r"cannot reach .*check the network") as info:
-        download_resumable(url, dest, digest=_MD5, progress=False)
+        download(url, dest, digest=_MD5, resume=True, progress=False)
     assert "\n" not in str(info.value) and _files(dest.parent) == []
     with pytest.raises(DownloadError, match="HTTP 404"):
-        download_resumable(f"{files.url}/nothing.bin", dest, digest=_MD5, progress=False)
+        download(f"{files.url}/nothing.bin", dest, digest=_MD5, resume=True, progress=False)
     assert _files(dest.parent) == []
 
 
@@ -331,11 +329,11 @@ def test_no_resume_leaves_nothing(files, tmp_path) -> None:
     (tmp_path / "big.bin.part").write_bytes(b"stale")
     files.cut["/big.bin"] = 1000
     with pytest.raises(DownloadError, match="nothing was saved"):
-        download_resumable(f"{files.url}/big.bin", dest, digest=_MD5, resume=False, progress=False)
+        download(f"{files.url}/big.bin", dest, digest=_MD5, resume=False, progress=False)
     assert _files(tmp_path) == [] and files.requests == [("/big.bin", None)]
 
 
 def test_resumable_without_checksum_warns_with_sha256(files, tmp_path) -> None:
     with pytest.warns(UserWarning, match=_SHA[7:]):
-        download_resumable(f"{files.url}/big.bin", tmp_path / "b.bin", progress=False)
+        download(f"{files.url}/big.bin", tmp_path / "b.bin", resume=True, progress=False)
     assert (tmp_path / "b.bin").read_bytes() == _BIG

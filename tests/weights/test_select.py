@@ -30,7 +30,7 @@ def test_nothing_on_disk_is_an_error_naming_the_alternatives(empty_disk, monkeyp
     def no_download(*args, **kwargs):
         raise AssertionError("select_weights must never download")
 
-    monkeypatch.setattr(registry, "download_file", no_download)
+    monkeypatch.setattr(registry, "download", no_download)
     with pytest.raises(CheckpointError, match="none of the weights") as info:
         select_weights(["esrgan-x4", "lab-gan-x4"])
     assert "'random' names an untrained network" in str(info.value)

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from esrgan_lab.metrics.evaluate import evaluate_model
+from esrgan_lab.evaluation.evaluate import evaluate_model
 from esrgan_lab.settings import REPO_ROOT, niqe_params_path
 from esrgan_lab.weights.loading import load_model
 
@@ -51,8 +51,8 @@ def test_shipped_weights_reproduce_their_stored_outputs(name: str) -> None:
     import cv2
     import numpy as np
 
+    from esrgan_lab.evaluation.evaluate import run_model
     from esrgan_lab.inference.upscale import upscale
-    from esrgan_lab.metrics.evaluate import run_model
 
     folder = WEIGHTS / "reference"
     lq = cv2.imread(str(folder / "astronaut_lq.png"), cv2.IMREAD_UNCHANGED)

@@ -17,7 +17,8 @@ from esrgan_lab.data.paired import PairedImageSet
 from esrgan_lab.data.seed import seed_pair
 from esrgan_lab.data.sources import SKIMAGE_IMAGES, NamedImage, resolve_dataset
 from esrgan_lab.errors import ConfigError, DataError, ImageReadError
-from esrgan_lab.metrics import evaluate as ev
+from esrgan_lab.evaluation import evaluate as ev
+from esrgan_lab.metrics.scoring import pair_outputs
 from tests.helpers import make_tiny
 
 
@@ -152,7 +153,7 @@ def test_pairing_rule_and_errors(tmp_path):
     _write(tmp_path / "gt", "bar_baz.png", gt)
     _write(tmp_path / "sr", "results_foo_ESRGAN.png", gt)
     _write(tmp_path / "sr", "bar_baz_x4.png", gt)
-    pairs = ev.pair_outputs(tmp_path / "sr", tmp_path / "gt")
+    pairs = pair_outputs(tmp_path / "sr", tmp_path / "gt")
     assert [(s.name, g.name) for s, g in pairs] == [
         ("bar_baz_x4.png", "bar_baz.png"),
         ("results_foo_ESRGAN.png", "foo.png"),
@@ -162,7 +163,7 @@ def test_pairing_rule_and_errors(tmp_path):
 
     _write(tmp_path / "sr", "orphan.png", gt)
     with pytest.raises(DataError, match="orphan.png: no ground truth"):
-        ev.pair_outputs(tmp_path / "sr", tmp_path / "gt")
+        pair_outputs(tmp_path / "sr", tmp_path / "gt")
 
     _write(tmp_path / "sr2", "foo.png", gt[:28])
     with pytest.raises(DataError, match="foo.png: size 32x28 does not match"):
