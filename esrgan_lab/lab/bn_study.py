@@ -751,7 +751,7 @@ def _validation_lines(results: Mapping) -> dict[str, str]:
     lines: dict[str, str] = {}
     margins = {n: [r["val_final"] - bic_val for r in results["runs"][n]] for n in names}
     below = [
-        _below_run(results, r, x)
+        f"{n!r} " + _below_run(results, r, x)
         for n in names
         for r, x in zip(results["runs"][n], margins[n], strict=True)
         if x <= 0
