@@ -343,6 +343,12 @@ def stopped_note(metrics: dict, run: str) -> str:
     return f"; {why}"
 
 
+def arch_text(model: dict) -> str:
+    """``num_feat 64, num_block 23, num_grow_ch 32, res_scale 0.2`` (BasicSR's names)."""
+    keys = ("num_feat", "num_block", "num_grow_ch", "res_scale")
+    return ", ".join(f"{k} {model[k]}" for k in keys if k in model)
+
+
 def full_cards(selection: dict, scores: dict[str, dict], baboon: dict) -> None:
     """The model cards of ``full-psnr-x4`` and ``full-gan-x4``, every number from files."""
     start = (
@@ -376,7 +382,7 @@ def full_cards(selection: dict, scores: dict[str, dict], baboon: dict) -> None:
             "",
             "| | |",
             "| --- | --- |",
-            f"| architecture | `RRDBNet` {metrics['model']} "
+            f"| architecture | `RRDBNet` {arch_text(metrics['model'])} "
             f"({metrics['num_params_g']:,} parameters) |",
             f"| config | `configs/{run}.yaml` |",
             f"| iterations | {metrics['iterations']:,} of the config's {metrics['total_iter']:,} "
