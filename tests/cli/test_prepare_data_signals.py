@@ -103,15 +103,20 @@ def _wait_for_output(out: Path, timeout: float = 30.0) -> None:
     pytest.fail("no sub-image written")
 
 
+def _sigkill_and_expect_no_orphans(proc, workers, what: str) -> None:
+    """SIGKILL the parent; every worker must be gone within 5 s."""
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=10)
+    alive = _gone(workers, timeout=5.0)
+    assert not alive, f"orphan {what} after SIGKILL: {[p.pid for p in alive]}"
+
+
 def test_sigkill_leaves_no_orphan_workers(tmp_path: Path) -> None:
     proc, out = _start(tmp_path)
     workers = _workers(proc)
     try:
         _wait_for_output(out)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.communicate(timeout=10)
-        alive = _gone(workers, timeout=5.0)
-        assert not alive, f"orphan workers after SIGKILL: {[p.pid for p in alive]}"
+        _sigkill_and_expect_no_orphans(proc, workers, "workers")
     finally:
         _kill_left(workers)
 
@@ -179,10 +184,7 @@ def test_sigkill_ends_the_trainers_data_loader_workers(tmp_path: Path) -> None:
     workers = _workers(proc, want=2, timeout=60)
     try:
         time.sleep(1.0)  # the workers are inside __getitem__
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.communicate(timeout=10)
-        alive = _gone(workers, timeout=5.0)
-        assert not alive, f"orphan loader workers after SIGKILL: {[p.pid for p in alive]}"
+        _sigkill_and_expect_no_orphans(proc, workers, "loader workers")
     finally:
         _kill_left(workers)
 
