@@ -191,6 +191,19 @@ def modcrop(img: ArrayT, scale: int) -> ArrayT:
     return img[: h - h % scale, : w - w % scale, ...]
 
 
+def center_crop(img: np.ndarray, size: int) -> np.ndarray:
+    """The central ``size`` x ``size`` window of an ``(H, W[, C])`` image (a side shorter
+    than ``size`` is kept whole), e.g. a fixed validation crop of a large HR image.
+
+    ``size`` should be a multiple of the scale, so that the crop degrades without modcrop.
+    """
+    if size < 1:
+        raise ValueError(f"center_crop: size must be >= 1, got {size}")
+    h, w = img.shape[0], img.shape[1]
+    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    return img[top : top + size, left : left + size, ...]
+
+
 def bicubic_degrade(gt: np.ndarray, scale: int) -> np.ndarray:
     """The standard LQ image: ``modcrop``, MATLAB bicubic ``1/scale``, saved as uint8.
 

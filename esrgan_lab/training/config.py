@@ -59,6 +59,9 @@ class DataConfig:
     train_lq: list[str] = field(default_factory=list)
     #: Use at most this many validation images (None: all).
     val_max_images: int | None = None
+    #: Validate on the central ``val_crop`` px square of each HR image (a multiple of the
+    #: scale; None: whole images): cheap validation curves on large images (Urban100).
+    val_crop: int | None = None
 
 
 @dataclass
@@ -391,6 +394,11 @@ def check(cfg: TrainConfig) -> None:
         )
     if cfg.data.gt_size % cfg.scale:
         raise ConfigError("config key 'data.gt_size' must be a multiple of 'scale'")
+    crop = cfg.data.val_crop
+    if crop is not None and (crop < cfg.scale or crop % cfg.scale):
+        raise ConfigError(
+            f"config key 'data.val_crop' must be a positive multiple of 'scale', got {crop}"
+        )
     if cfg.data.batch_size < 1:
         raise ConfigError("config key 'data.batch_size' must be >= 1")
     if cfg.data.accumulate < 1:

@@ -161,13 +161,18 @@ class Trainer:
         return self._train_set
 
     def val_set(self):
+        from ..data.degrade import center_crop
         from ..data.paired import ImagePair, degrade_all
-        from ..data.sources import load_source
+        from ..data.sources import NamedImage, load_source
 
         if self._val_set is None and self.cfg.data.val and self.is_main:
             pairs: list[ImagePair] = []
+            crop = self.cfg.data.val_crop
             for src in self.cfg.data.val:
-                pairs += degrade_all(load_source(src), self.cfg.scale, src)
+                images = load_source(src)
+                if crop is not None:
+                    images = [NamedImage(im.name, center_crop(im.image, crop)) for im in images]
+                pairs += degrade_all(images, self.cfg.scale, src)
             if self.cfg.data.val_max_images is not None:
                 pairs = pairs[: self.cfg.data.val_max_images]
             self._val_set = pairs

@@ -12,6 +12,7 @@ import torch
 from esrgan_lab.data.degrade import (
     bicubic_degrade,
     bicubic_upscale,
+    center_crop,
     imresize,
     modcrop,
     resize_matrix,
@@ -195,3 +196,11 @@ def test_golden_official_esrgan_lr_inputs(data_root, name):
     lq = bicubic_degrade(gt, 4)
     assert lq.shape == official.shape
     np.testing.assert_array_equal(lq, official)
+
+
+def test_center_crop_takes_the_middle_and_keeps_short_sides() -> None:
+    img = np.arange(10 * 7 * 3).reshape(10, 7, 3)
+    assert np.array_equal(center_crop(img, 4), img[3:7, 1:5])
+    assert np.array_equal(center_crop(img, 8), img[1:9, :])  # width 7 < 8: kept whole
+    with pytest.raises(ValueError, match="size must be >= 1"):
+        center_crop(img, 0)

@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -414,3 +415,27 @@ def test_pretrained_of_another_scale_or_size_names_the_key(tmp_path: Path) -> No
     path = tiny_config(tmp_path, stages=["psnr"], psnr={"pretrained_g": str(wide)})
     with pytest.raises(ConfigError, match=r"'psnr.pretrained_g'.*num_feat 16.*'model.num_feat'"):
         run_training(load_config(path), tmp_path / "b")
+
+
+def test_val_crop_validates_on_the_central_square(tmp_path: Path) -> None:
+    """``data.val_crop``: the validation PSNR is that of the central HR crop, scored by
+    the standard protocol on its own (the crop is taken before degradation)."""
+    from esrgan_lab.data.degrade import center_crop
+    from esrgan_lab.data.paired import degrade_all
+    from esrgan_lab.data.sources import NamedImage, load_source
+    from esrgan_lab.evaluation.evaluate import score_pairs
+    from esrgan_lab.training.trainer import Trainer
+
+    path = tiny_config(tmp_path, stages=["psnr"], data={"val_crop": 48})
+    trainer = Trainer(load_config(path), tmp_path / "run")
+    (pair,) = trainer.val_set()
+    assert pair.gt.shape[:2] == (48, 48) and pair.lq.shape[:2] == (12, 12)
+    full = load_source(str(_val_folder(tmp_path)))[0].image  # 96 x 96
+    assert np.array_equal(pair.gt, full[24:72, 24:72])
+    model = trainer.build_generator().eval()
+    (expected,) = degrade_all([NamedImage("crop", center_crop(full, 48))], 4)
+    assert trainer.validate(model) == pytest.approx(
+        score_pairs(model, [expected], 4).scores[0].psnr
+    )
+    with pytest.raises(ConfigError, match="'data.val_crop' must be a positive multiple"):
+        load_config(tiny_config(tmp_path, data={"val_crop": 50}))
