@@ -105,6 +105,52 @@ def before_after(
     return before.numpy(), F.relu(before).numpy()
 
 
+@torch.no_grad()
+def brightness_response(
+    vgg: VGGFeatureExtractor, images: torch.Tensor, layer: str, deltas: Sequence[float]
+) -> dict[str, np.ndarray]:
+    """How much a perceptual loss on ``layer`` sees a global brightness shift, before and
+    after the ReLU, relative to how much it sees lost detail.
+
+    The paper's second reason for features before activation (Sec. 3.3): a loss on the
+    sparse activated features "causes inconsistent reconstructed brightness compared with
+    the ground-truth image". A loss that barely changes when the whole image is brightened
+    cannot hold the generator to the right brightness. For each ``delta`` the image
+    ``clamp(x + delta, 0, 1)`` is compared with ``x`` by the L1 distance of the features;
+    the distance is divided by that of the same feature space between ``x`` and ``x``
+    without its detail (bicubic x4 down and up, the loss of fine texture an SR network
+    must put back), so both feature spaces are on one scale: 1 means the shift costs as
+    much as losing the detail.
+
+    Args:
+        vgg: Extractor that returns ``layer``.
+        images: ``(N, 3, H, W)`` RGB on [0, 1], ``H`` and ``W`` multiples of 4.
+        layer: A conv layer name, e.g. ``"conv5_4"``.
+        deltas: Brightness offsets on the [0, 1] scale.
+
+    Returns:
+        ``{"before": (len(deltas),), "after": (len(deltas),)}`` relative distances.
+    """
+    if not layer.startswith("conv"):
+        raise ValueError(f"layer must be a convB_K name, got {layer!r}")
+
+    def feats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = vgg(x)[layer].float()
+        return f, F.relu(f)
+
+    ref = feats(images)
+    size = images.shape[-2:]
+    small = F.interpolate(images, scale_factor=0.25, mode="bicubic", antialias=True)
+    smooth = F.interpolate(small, size=size, mode="bicubic").clamp(0, 1)
+    detail = [float(F.l1_loss(a, b)) for a, b in zip(feats(smooth), ref)]
+    out = np.zeros((2, len(deltas)))
+    for k, delta in enumerate(deltas):
+        shifted = feats((images + delta).clamp(0, 1))
+        for side in range(2):
+            out[side, k] = float(F.l1_loss(shifted[side], ref[side])) / detail[side]
+    return {"before": out[0], "after": out[1]}
+
+
 # --------------------------------------------------------------------------- GAN losses
 
 
