@@ -113,7 +113,7 @@ class Trainer:
         return self._train_set
 
     def val_set(self):
-        """The validation pairs (:meth:`Validator.pairs`); ``None`` on ranks other than 0."""
+        """The validation pairs (:meth:`~.validation.Validator.pairs`); ``None`` off rank 0."""
         return self.validator.pairs()
 
     def validate(self, model: nn.Module) -> float | None:
@@ -121,6 +121,7 @@ class Trainer:
         return self.validator.score(model)
 
     def _loader(self, stage_index: int, start_iter: int) -> Iterator[dict[str, Any]]:
+        """This rank's batches of a stage (:func:`~.patches.patch_loader`)."""
         return patch_loader(
             self.train_set(),
             self.cfg,
@@ -137,6 +138,7 @@ class Trainer:
         return model_config(self.cfg)
 
     def build_generator(self) -> RRDBNet:
+        """The untrained generator (seeded by the caller)."""
         return build_generator(self.cfg)
 
     # ------------------------------------------------------------------ stages
