@@ -1,4 +1,5 @@
-"""Training logs: the per-stage ``log.csv`` and the running means of the logged losses.
+"""Training logs: the per-stage ``log.csv``, its rows, the running means of the logged
+losses and the progress bar.
 
 ``log.csv`` columns are fixed per stage (:data:`LOG_COLUMNS`); every loss term of the
 GAN stage (pixel, perceptual, adversarial) has its own column, weighted as it enters
@@ -64,6 +65,25 @@ class CsvLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def format_row(row: dict[str, Any], iteration: int, time_s: float) -> dict[str, Any]:
+    """A ``log.csv`` row as written: floats to 6 significant digits, ``val_psnr`` to 4
+    decimals, ``iter`` (``row["iter"]`` if set, else ``iteration``) and ``time_s``, the
+    training seconds of the stage so far."""
+    formatted = {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
+    if "val_psnr" in row:
+        formatted["val_psnr"] = f"{row['val_psnr']:.4f}"
+    formatted["iter"] = row.get("iter", iteration)
+    formatted["time_s"] = f"{time_s:.2f}"
+    return formatted
+
+
+def progress_bar(total: int, initial: int, desc: str) -> Any:
+    """A tqdm bar over a stage's iterations (updated at most once a second)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, mininterval=1.0)
 
 
 class RunningMeans:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
 
 CHECKPOINT_PREFIX = "iter_"
 
@@ -88,6 +88,24 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed)
     random.seed(seed)
+
+
+def accumulate_for(global_batch: int, batch_size: int, world: int) -> int:
+    """Micro-batches per step that make ``batch_size`` on ``world`` ranks the checkpoint's
+    ``global_batch`` (a run resumed on another world size keeps its batch and so its
+    sample stream, :class:`~esrgan_lab.data.paired.StreamSampler`).
+
+    Raises:
+        ConfigError: ``batch_size * world`` does not divide ``global_batch``.
+    """
+    per_step = batch_size * world
+    if global_batch % per_step:
+        raise ConfigError(
+            f"the checkpoint was trained with a global batch of {global_batch}; batch_size "
+            f"{batch_size} on {world} rank(s) cannot make it up: set "
+            "data.batch_size so that batch_size * world size divides it"
+        )
+    return global_batch // per_step
 
 
 class Checkpoints:
