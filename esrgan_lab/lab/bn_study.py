@@ -18,6 +18,10 @@ holds the study code of notebook ``02_bn_removal_ablation``:
   most harm against the BN-free model of the same seed (:func:`worst_validation` keeps
   its outputs and colour casts): where the paper's "BN artifacts" would show.
 * :func:`fold_batchnorm` and :func:`measure_cost` measure what removing BN saves.
+* :func:`run_experiment` is the stored study ``bn_removal`` (BN scored after precise BN);
+  :func:`run_experiment_v2` the redesigned ``bn_removal_v2`` of issue 28 (BN scored with
+  the running statistics a user gets, precise BN second; :func:`artefact_images` finds
+  the registered artefact events: :func:`colour_cast` or a margin below bicubic).
 """
 
 from __future__ import annotations
@@ -910,12 +914,13 @@ def score_run_v2(
 
 
 def _scoring_key(params: Mapping[str, Any]) -> str:
-    """What a stored per-run score depends on: every parameter but the seed list and the
-    thread count (so adding seeds keeps the runs stored)."""
+    """What a stored per-run score depends on: every parameter but the seed list, the
+    thread count and the gallery (so adding seeds keeps the runs stored)."""
     import hashlib
     import json
 
-    kept = {k: v for k, v in params.items() if k not in ("seeds", "threads")}
+    ignored = ("seeds", "threads", "gallery_image", "gallery_box")
+    kept = {k: v for k, v in params.items() if k not in ignored}
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -274,3 +274,22 @@ def test_artefact_outcome_comes_from_mcnemar_not_the_t_interval() -> None:
     # More events without BN: contradicted.
     (h,) = F.evaluate(STUDY, _events_results([0] * 8, [1] * 7 + [0]), [claim], "before the run")
     assert h.outcome == "contradicted"
+
+
+def test_study_v2_is_wired_to_this_runner_and_scores_bridge_as_gray(data_root) -> None:
+    """``make experiments NAME=bn_removal_v2`` runs :func:`run_experiment_v2` at
+    ``study_v2`` with the registered 'other dataset'; the test sets keep Set14's bridge
+    gray, which gives the published bicubic x4 mean on Set14 (26.00 dB)."""
+    from esrgan_lab.lab.experiments import study_config, test_sets
+    from tests.lab.test_experiments import _tool
+
+    tool = _tool()
+    assert STUDY not in tool.NOT_READY
+    assert tool.EXPERIMENTS[STUDY][1] == "esrgan_lab.lab.bn_study:run_experiment_v2"
+    params = tool.study_params("02_bn_removal_ablation", "full", tool.CONFIG_SECTION[STUDY])
+    assert params["other"] == "Urban100:test" and params["seeds"] == list(range(8))
+    assert study_config(params).data.val_crop == params["val_crop"] == 256
+    sets = test_sets(params, gray=True, sources=["Set14"])
+    bridge = next(p for p in sets["Set14"] if p.name == "bridge")
+    assert bridge.gt.ndim == 2
+    assert np.mean(ab.psnr_list(None, sets["Set14"])) == pytest.approx(26.00, abs=0.02)
