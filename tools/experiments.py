@@ -36,7 +36,7 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
     # `registration_deep_v2` sections before any run; sizes in `study_v2` / `study_deep_v2`).
     "architecture_v2": ("01_architecture", "esrgan_lab.lab.arch_study:run_experiment"),
     "deep_trunk_v2": ("01_architecture", "esrgan_lab.lab.arch_study:run_experiment"),
-    "bn_removal_v2": ("02_bn_removal_ablation", "esrgan_lab.lab.bn_study:run_experiment"),
+    "bn_removal_v2": ("02_bn_removal_ablation", "esrgan_lab.lab.bn_study:run_experiment_v2"),
     "losses_v2": ("03_losses", "esrgan_lab.lab.loss_study:run_experiment"),
 }
 
@@ -55,14 +55,6 @@ NOT_READY: dict[str, str] = {
         "arch_study needs a deep-only entry that trains params (study_deep_v2) as the four "
         "INIT_VARIANTS and scores every run on the test images (findings endpoint "
         "deep_test_psnr); the trainer needs data.val_crop"
-    ),
-    "bn_removal_v2": (
-        "bn_study.run_experiment must store test scores with running statistics (findings "
-        "endpoint test_psnr_running_bn) and after precise BN (test_psnr), shift gains with "
-        "running statistics (shift_gain_change_running_bn) with 'other dataset' = the "
-        "Urban100:test part of the test set, per-image colour cast and margin over bicubic "
-        "on the test and full validation images (endpoint artefact_event), and lab.stats "
-        "needs the exact McNemar test the registration names; the trainer needs data.val_crop"
     ),
     "losses_v2": (
         "loss_study.run_experiment must train from configs/lab_gan.yaml (EMA 0.99, 1,400 it x "

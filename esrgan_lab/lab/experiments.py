@@ -265,6 +265,8 @@ def study_config(params: Mapping[str, Any], **model: Any) -> Any:
             "data": {
                 "train": list(params["train"]),
                 "val": list(params["val"]),
+                # Validation on the central crop of each image when the study sets one.
+                "val_crop": params.get("val_crop"),
                 "gt_size": params["gt_size"],
                 "batch_size": params["batch_size"],
                 "num_workers": 0,
@@ -293,13 +295,35 @@ def set_name(source: str) -> str:
     return Path(str(source).split("[")[0].split(":")[0]).name
 
 
-def test_sets(params: Mapping[str, Any]) -> dict[str, Any]:
-    """``{set name: PairedImageSet}`` of the study's ``test`` sources."""
+def test_sets(
+    params: Mapping[str, Any], *, gray: bool = False, sources: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """``{set name: PairedImageSet}`` of the study's ``test`` sources (or ``sources``).
+
+    Args:
+        params: The study's parameters (``scale``, ``test``).
+        gray: Keep gray images gray, as the evaluation reads them (Set14's ``bridge``
+            is then scored on its gray values, :mod:`esrgan_lab.metrics.scoring`);
+            otherwise as training reads them (three equal channels, scored on Y).
+        sources: The sources to load instead of ``params["test"]``.
+    """
     from ..data.paired import PairedImageSet
-    from ..data.sources import load_source
 
     scale = int(params["scale"])
-    return {set_name(s): PairedImageSet(load_source(s), scale, set_name(s)) for s in params["test"]}
+    return {
+        set_name(s): PairedImageSet(source_images(s, gray=gray), scale, set_name(s))
+        for s in (params["test"] if sources is None else sources)
+    }
+
+
+def source_images(source: str, *, gray: bool = False) -> list[Any]:
+    """The images of ``source`` as :class:`~esrgan_lab.data.sources.NamedImage` s: as
+    training reads them, or with ``gray`` as the evaluation does (gray files stay 2-D)."""
+    from ..data.sources import NamedImage, load_source, resolve_dataset
+
+    if not gray:
+        return load_source(source)
+    return [NamedImage(r.name, r.load()) for r in resolve_dataset(source)]
 
 
 def gallery(

@@ -32,7 +32,16 @@ from typing import Any
 
 import numpy as np
 
-from .stats import Direction, Outcome, PairedEffect, outcome, paired_effect
+from .stats import (
+    Direction,
+    McNemar,
+    Outcome,
+    PairedEffect,
+    mcnemar_exact,
+    outcome,
+    paired_effect,
+    rate_outcome,
+)
 
 #: Stored study name -> the notebook whose params file registers its claims.
 STUDIES: dict[str, str] = {
@@ -129,6 +138,9 @@ class Finding:
         registered: ``"before the run"`` or ``"after the run"`` (then exploratory).
         notes: What else the runs show, reported and never used to drop a run (margins over
             bicubic, runs below it, collapses, colour casts, protocol caveats).
+        rate_test: For an event-rate endpoint (:data:`RATE_ENDPOINTS`), the exact McNemar
+            test the outcome comes from; :attr:`effect` (the paired event indicators'
+            t interval) is then descriptive only.
     """
 
     study: str
@@ -137,6 +149,7 @@ class Finding:
     outcome: Outcome
     registered: str
     notes: tuple[str, ...] = ()
+    rate_test: McNemar | None = None
 
     @property
     def exploratory(self) -> bool:
@@ -239,11 +252,32 @@ def _late_val_drop(results: Mapping, arm: str, ep: Endpoint) -> SeedValues:
     return {r["seed"]: (late_drop(r), None) for r in results["runs"][arm]}
 
 
-def _shift_gain_change(results: Mapping, arm: str, ep: Endpoint) -> SeedValues:
+def _test_psnr_running_bn(results: Mapping, arm: str, ep: Endpoint) -> SeedValues:
+    """Mean test Y-PSNR per seed with BN's running statistics as training left them."""
+    from .bn_study import _pooled
+
     return {
-        r["seed"]: (r["shift_gain"][ep.shift] - r["shift_gain"]["original"], None)
+        r["seed"]: (float(np.mean(_pooled(r["test_running_bn"]))), _pooled(r["test_running_bn"]))
         for r in results["runs"][arm]
     }
+
+
+def _shift_gain_change(
+    results: Mapping, arm: str, ep: Endpoint, key: str = "shift_gain"
+) -> SeedValues:
+    return {r["seed"]: (r[key][ep.shift] - r[key]["original"], None) for r in results["runs"][arm]}
+
+
+def _shift_gain_change_running_bn(results: Mapping, arm: str, ep: Endpoint) -> SeedValues:
+    return _shift_gain_change(results, arm, ep, key="shift_gain_running_bn")
+
+
+def _artefact_event(results: Mapping, arm: str, ep: Endpoint) -> SeedValues:
+    """Per seed 1 when the run has an artefact event as registered
+    (:func:`esrgan_lab.lab.bn_study.artefact_images`), else 0."""
+    from .bn_study import artefact_event
+
+    return {r["seed"]: (float(artefact_event(results, r)), None) for r in results["runs"][arm]}
 
 
 def _niqe_at_equal_psnr(results: Mapping, arm: str, ep: Endpoint) -> SeedValues:
@@ -281,7 +315,14 @@ ENDPOINTS: dict[str, Callable[[Mapping, str, Endpoint], SeedValues]] = {
     "late_val_drop": _late_val_drop,
     "shift_gain_change": _shift_gain_change,
     "niqe_at_equal_psnr": _niqe_at_equal_psnr,
+    "test_psnr_running_bn": _test_psnr_running_bn,
+    "shift_gain_change_running_bn": _shift_gain_change_running_bn,
+    "artefact_event": _artefact_event,
 }
+
+#: Endpoints that are a 0/1 event per seed: their outcome is the exact McNemar test's
+#: (:func:`esrgan_lab.lab.stats.rate_outcome`), as the registrations that use them say.
+RATE_ENDPOINTS: frozenset[str] = frozenset({"artefact_event"})
 
 
 # --------------------------------------------------------------------------- notes
@@ -324,6 +365,8 @@ def _validation_notes(study: str, results: Mapping, arms: Sequence[str]) -> list
                     f"Colour cast of the worst BN run ('{w['variant']}' seed {w['seed']}, image "
                     f"{w['image']}), mean output minus ground truth in R, G, B: {cast}."
                 )
+    elif study == "bn_removal_v2":
+        out += _artefact_notes(results, arms)
     elif study == "losses":
         val = results.get("val") or {}
         for arm in arms:
@@ -350,6 +393,44 @@ def _validation_notes(study: str, results: Mapping, arms: Sequence[str]) -> list
                 )
             )
             + "."
+        )
+    return out
+
+
+def _artefact_notes(results: Mapping, arms: Sequence[str]) -> list[str]:
+    """Per arm of the redesigned BN study: the margin over bicubic on the full validation
+    images with running statistics, per seed, and every run with an artefact event (its
+    images, margins and colour casts): reported beside the verdict, never used to drop a
+    run."""
+    from .bn_study import ARTEFACT_BELOW_BICUBIC_DB, COLOUR_CAST_LEVELS, artefact_images
+
+    bic = results["bicubic"]["val"]
+    out = []
+    for arm in arms:
+        runs = results["runs"][arm]
+        margins = ", ".join(
+            f"seed {r['seed']} {np.mean(r['val_images']) - bic:+.2f} dB" for r in runs
+        )
+        out.append(
+            f"'{arm}' minus bicubic on the full validation images (Y-PSNR, running "
+            f"statistics): {margins}."
+        )
+        events = []
+        for r in runs:
+            found = artefact_images(results, r)
+            if found:
+                shown = "; ".join(
+                    f"{e['part']} {e['image']} {e['margin']:+.2f} dB, cast {e['cast']:.1f}"
+                    for e in found[:3]
+                )
+                more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+                events.append(f"seed {r['seed']} ({len(found)} image(s): {shown}{more})")
+        out.append(
+            f"'{arm}' artefact events (below bicubic by more than "
+            f"{ARTEFACT_BELOW_BICUBIC_DB:g} dB or colour cast above {COLOUR_CAST_LEVELS:g} "
+            "grey levels): "
+            + ("; ".join(events) if events else "none")
+            + " (every run kept in the statistics)."
         )
     return out
 
@@ -396,7 +477,12 @@ def evaluate(
         notes = _validation_notes(study, results, c.arms)
         if c.endpoint.metric == "niqe_at_equal_psnr":
             notes.append(_interpolation_per_alpha(results))
-        out.append(Finding(study, c, eff, outcome(eff, c.direction), registered, tuple(notes)))
+        if c.endpoint.metric in RATE_ENDPOINTS:
+            test = mcnemar_exact([a[s][0] for s in seeds], [b[s][0] for s in seeds])
+            verdict = rate_outcome(test, c.direction)
+        else:
+            test, verdict = None, outcome(eff, c.direction)
+        out.append(Finding(study, c, eff, verdict, registered, tuple(notes), test))
     return out
 
 
@@ -432,15 +518,29 @@ def render(f: Finding, notes: bool = True) -> str:
         if not f.exploratory
         else "registered after the run: exploratory"
     )
-    text = (
+    head = (
         f"{who}: {c.claim}. A = '{c.arms[0]}', B = '{c.arms[1]}'; endpoint {metric} "
         f"({c.endpoint.aggregate}, {c.endpoint.images}); predicted: A {c.direction} than B. "
-        f"Effect A - B {e.mean:+.3f}{unit}, 95 % interval [{e.low:+.3f}, {e.high:+.3f}]"
-        f" (paired over seeds {list(e.seeds)}: "
-        + ", ".join(f"{d:+.3f}" for d in e.differences)
-        + f"; {images}t, {e.n - 1} df). "
-        f"**{f.outcome.capitalize()}** on {metric} ({label})."
     )
+    interval = (
+        f"95 % interval [{e.low:+.3f}, {e.high:+.3f}] (paired over seeds {list(e.seeds)}: "
+        + ", ".join(f"{d:+.3f}" for d in e.differences)
+        + f"; {images}t, {e.n - 1} df)"
+    )
+    if f.rate_test is not None:
+        t = f.rate_test
+        text = head + (
+            f"Events: A {t.a_events} of {t.n} seeds, B {t.b_events} of {t.n}; discordant "
+            f"seeds {t.discordant} (A only {t.a_only}, B only {t.b_only}); exact two-sided "
+            f"McNemar p = {t.p_value:.4f} (alpha {t.alpha:.2f}). Described only: mean paired "
+            f"difference of the event indicators {e.mean:+.3f}, {interval}. "
+            f"**{f.outcome.capitalize()}** on {metric} (exact McNemar; {label})."
+        )
+    else:
+        text = head + (
+            f"Effect A - B {e.mean:+.3f}{unit}, {interval}. "
+            f"**{f.outcome.capitalize()}** on {metric} ({label})."
+        )
     if notes and f.notes:
         text += " " + " ".join(f.notes)
     return text

@@ -112,12 +112,14 @@ def run_config(
     sink = io.StringIO()
     with contextlib.redirect_stdout(sink) if quiet else contextlib.nullcontext():
         train(cfg, out, resume=resume, callbacks=callbacks)
-    runs = {}
-    for stage in cfg.stages:
-        folder = out / stage
-        metrics = json.loads((folder / "metrics.json").read_text())
-        runs[stage] = Run(name, folder, metrics, read_log(folder / "log.csv"))
-    return runs
+    return {stage: read_run(name, out / stage) for stage in cfg.stages}
+
+
+def read_run(name: str, folder: str | Path) -> Run:
+    """The :class:`Run` the trainer left in the stage folder ``folder`` (no training)."""
+    folder = Path(folder)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    return Run(name, folder, metrics, read_log(folder / "log.csv"))
 
 
 def train_grid(
@@ -137,21 +139,45 @@ def train_grid(
     Returns:
         ``{variant: [Run per seed]}`` in the order given.
     """
-    out = Path(out)
     runs: dict[str, list[Run]] = {}
     for i, (name, overrides) in enumerate(variants.items()):
         for seed in seeds:
-            cfg = make_config(base, seed=seed, stages=[stage], **overrides)
-            folder = out / f"{i}_seed{seed}"
-            resume = (folder / stage).is_dir()
-            run = run_config(name, cfg, folder, resume=resume)[stage]
+            run = train_one(
+                name, overrides, base, grid_folder(out, i, seed), seed=seed, stage=stage
+            )
             runs.setdefault(name, []).append(run)
             if progress:
-                _, val = run.curve("val_psnr") if "val_psnr" in run.log else ((), ())
-                last = f"{val[-1]:.2f} dB" if len(val) else "-"
-                flag = "  (diverged)" if run.diverged else ""
-                print(f"{name:<32} seed {seed}: {run.seconds:7.1f} s  val PSNR {last}{flag}")
+                print_run(run, seed)
     return runs
+
+
+def grid_folder(out: str | Path, index: int, seed: int) -> Path:
+    """Where :func:`train_grid` trains variant number ``index`` with ``seed``."""
+    return Path(out) / f"{index}_seed{seed}"
+
+
+def train_one(
+    name: str,
+    overrides: Mapping[str, Any],
+    base: TrainConfig,
+    folder: str | Path,
+    *,
+    seed: int,
+    stage: str = "psnr",
+) -> Run:
+    """One run of :func:`train_grid`: ``base`` with ``overrides`` and ``seed``, trained into
+    ``folder`` (continued when a run is already there; a finished one is only read)."""
+    cfg = make_config(base, seed=seed, stages=[stage], **overrides)
+    resume = (Path(folder) / stage).is_dir()
+    return run_config(name, cfg, folder, resume=resume)[stage]
+
+
+def print_run(run: Run, seed: int) -> None:
+    """One progress line: the run's time and last validation score."""
+    _, val = run.curve("val_psnr") if "val_psnr" in run.log else ((), ())
+    last = f"{val[-1]:.2f} dB" if len(val) else "-"
+    flag = "  (diverged)" if run.diverged else ""
+    print(f"{run.name:<32} seed {seed}: {run.seconds:7.1f} s  val PSNR {last}{flag}", flush=True)
 
 
 def run_record(run: Run, seed: int, keys: Sequence[str] = ("val_psnr", "l_pix")) -> dict:

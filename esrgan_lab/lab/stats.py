@@ -154,3 +154,86 @@ def outcome(effect: PairedEffect, direction: Direction) -> Outcome:
     if hi < 0:
         return "contradicted"
     return "inconclusive"
+
+
+# --------------------------------------------------------------------------- rates
+
+
+@dataclass(frozen=True)
+class McNemar:
+    """The exact McNemar test of a paired binary endpoint (an event per seed and arm).
+
+    Only the *discordant* seeds (an event in exactly one arm) carry information on which
+    arm has more events; under the null hypothesis each is equally likely to fall either
+    way, so the count of seeds with an event in A only is Binomial(discordant, 1/2). The
+    p-value is the two-sided exact binomial one (:func:`scipy.stats.binomtest`), 1 when no
+    seed is discordant.
+
+    Attributes:
+        a_only: Seeds with an event in A and none in B.
+        b_only: Seeds with an event in B and none in A.
+        both: Seeds with an event in both arms.
+        neither: Seeds with an event in neither.
+        p_value: Two-sided exact p-value.
+        alpha: The registered level (0.05).
+    """
+
+    a_only: int
+    b_only: int
+    both: int
+    neither: int
+    p_value: float
+    alpha: float = 1.0 - CONFIDENCE
+
+    @property
+    def discordant(self) -> int:
+        return self.a_only + self.b_only
+
+    @property
+    def n(self) -> int:
+        return self.a_only + self.b_only + self.both + self.neither
+
+    @property
+    def a_events(self) -> int:
+        return self.a_only + self.both
+
+    @property
+    def b_events(self) -> int:
+        return self.b_only + self.both
+
+
+def mcnemar_exact(
+    a: Sequence[bool | int], b: Sequence[bool | int], *, alpha: float = 1.0 - CONFIDENCE
+) -> McNemar:
+    """The exact two-sided McNemar test of paired events ``a`` and ``b`` (one per seed).
+
+    Raises:
+        ValueError: When the arms do not have one value per seed each, or a value is not
+            0/1.
+    """
+    from scipy import stats
+
+    if len(a) != len(b) or not len(a):
+        raise ValueError(f"paired events need one value per seed each: {len(a)} vs {len(b)}")
+    if any(int(x) not in (0, 1) or int(x) != x for x in (*a, *b)):
+        raise ValueError("events must be 0/1 (or booleans)")
+    pairs = [(bool(x), bool(y)) for x, y in zip(a, b, strict=True)]
+    a_only = sum(x and not y for x, y in pairs)
+    b_only = sum(y and not x for x, y in pairs)
+    both = sum(x and y for x, y in pairs)
+    k = a_only + b_only
+    p = float(stats.binomtest(a_only, k, 0.5, alternative="two-sided").pvalue) if k else 1.0
+    return McNemar(a_only, b_only, both, len(pairs) - k - both, p, alpha)
+
+
+def rate_outcome(test: McNemar, direction: Direction) -> Outcome:
+    """The registered rule of an event-rate claim: *reproduced* when the exact McNemar test
+    is significant (``p < alpha``) with more events in the arm the paper predicts
+    (``direction`` of A against B), *contradicted* when significant the other way,
+    *inconclusive* otherwise."""
+    if direction not in ("higher", "lower"):
+        raise ValueError(f"direction must be 'higher' or 'lower', not {direction!r}")
+    if not test.p_value < test.alpha or test.a_only == test.b_only:
+        return "inconclusive"
+    a_more = test.a_only > test.b_only
+    return "reproduced" if a_more == (direction == "higher") else "contradicted"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from esrgan_lab.lab.stats import outcome, paired_effect
+from esrgan_lab.lab.stats import mcnemar_exact, outcome, paired_effect, rate_outcome
 
 
 def test_interval_matches_scipy_and_hand_computation() -> None:
@@ -51,3 +51,36 @@ def test_image_pairs_are_counted_not_used_by_the_interval() -> None:
     )
     assert (eff.image_above, eff.image_below, eff.image_pairs) == (2, 1, 3)
     assert eff.low == eff.high == 1.0  # identical differences: zero-width interval
+
+
+def _two_sided_by_hand(k: int, n: int) -> float:
+    """Exact two-sided binomial p-value at 1/2: twice the smaller tail, at most 1."""
+    tail = sum(math.comb(n, i) for i in range(min(k, n - k) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def test_exact_mcnemar_counts_discordant_seeds_and_matches_the_binomial() -> None:
+    # 8 seeds: A only on 6, B only on none, both on 1, neither on 1.
+    a = [1, 1, 1, 1, 1, 1, 1, 0]
+    b = [0, 0, 0, 0, 0, 0, 1, 0]
+    t = mcnemar_exact(a, b)
+    assert (t.a_only, t.b_only, t.both, t.neither) == (6, 0, 1, 1)
+    assert (t.a_events, t.b_events, t.discordant, t.n) == (7, 1, 6, 8)
+    assert t.p_value == pytest.approx(2 / 2**6)  # 0.03125: significant at 0.05
+    assert rate_outcome(t, "higher") == "reproduced"
+    assert rate_outcome(t, "lower") == "contradicted"
+    # Five discordant seeds all one way are not enough (p = 2/32), as registered.
+    five = mcnemar_exact([1] * 5 + [0] * 3, [0] * 8)
+    assert five.p_value == pytest.approx(0.0625)
+    assert rate_outcome(five, "higher") == "inconclusive"
+    none = mcnemar_exact([0, 1], [0, 1])  # no discordant seed
+    assert none.p_value == 1.0 and rate_outcome(none, "higher") == "inconclusive"
+    for k, n in [(3, 7), (1, 8), (7, 8), (4, 8), (0, 12)]:
+        got = mcnemar_exact([1] * k + [0] * (n - k), [0] * k + [1] * (n - k))
+        assert (got.a_only, got.b_only) == (k, n - k)
+        assert got.p_value == pytest.approx(_two_sided_by_hand(k, n))
+        assert got.p_value == pytest.approx(stats.binomtest(k, n, 0.5).pvalue)
+    with pytest.raises(ValueError):
+        mcnemar_exact([1, 0], [1])
+    with pytest.raises(ValueError):
+        mcnemar_exact([2, 0], [1, 0])
