@@ -128,11 +128,14 @@ def train_grid(
     seeds: Sequence[int] = (0,),
     stage: str = "psnr",
     progress: bool = False,
+    index: Mapping[str, int] | None = None,
 ) -> dict[str, list[Run]]:
     """Train every variant (config overrides) with every seed, under identical conditions.
 
     Each run is ``base`` with the variant's overrides and the seed set, written to
     ``out/<variant index>_seed<seed>``; a run already finished there is reused (resume).
+    ``index`` names each variant's index when ``variants`` is part of a larger grid trained
+    in pieces (default: its position in ``variants``).
 
     Returns:
         ``{variant: [Run per seed]}`` in the order given.
@@ -142,7 +145,7 @@ def train_grid(
     for i, (name, overrides) in enumerate(variants.items()):
         for seed in seeds:
             cfg = make_config(base, seed=seed, stages=[stage], **overrides)
-            folder = out / f"{i}_seed{seed}"
+            folder = out / f"{i if index is None else index[name]}_seed{seed}"
             resume = (folder / stage).is_dir()
             run = run_config(name, cfg, folder, resume=resume)[stage]
             runs.setdefault(name, []).append(run)
