@@ -11,6 +11,13 @@ seeds:
   trunk, does plain training (MSRA init, no residual scaling) diverge or slow down, and by
   how much? :data:`INIT_VARIANTS`; plus the trunk's activation growth at initialisation,
   measured without training.
+
+Issue 28's redesign, registered in ``notebooks/params/01_architecture.yaml`` before any
+run: :func:`run_experiment_v2` (``architecture_v2``: block type crossed with beta,
+:func:`arms_v2`, the registered stopping rule :func:`stopping_rule` applied before any test
+score is read) and :func:`run_deep_experiment` (``deep_trunk_v2``: the four
+:data:`INIT_VARIANTS` scored on the test images, arms still rising labelled). Both score
+with the standard protocol (:func:`standard_test_sets`) and resume from their run folders.
 """
 
 from __future__ import annotations

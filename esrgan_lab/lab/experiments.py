@@ -246,8 +246,9 @@ def study_config(params: Mapping[str, Any], **model: Any) -> Any:
 
     ``params`` holds the sizes (``num_feat``, ``num_block``, ``num_grow_ch``, ``scale``,
     ``gt_size``, ``batch_size``, ``iterations``, ``learning_rate``, ``val_every``, and the
-    ``train``/``val`` sources; optionally ``val_crop``, the central HR crop validated on); ``model`` overrides model fields. Cosine learning rate
-    (a short run), validation at the start and every ``val_every`` iterations.
+    ``train``/``val`` sources; optionally ``val_crop``, the central HR crop validated on);
+    ``model`` overrides model fields. Cosine learning rate (a short run), validation at the
+    start and every ``val_every`` iterations.
     """
     from .runs import make_config
 

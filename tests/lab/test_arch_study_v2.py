@@ -60,6 +60,8 @@ def _params(tmp_path, **kw) -> dict:
         "train": [train],
         "val": [f"{train}[:1]"],
         "test": [test],
+        "gallery_image": "test/c0",
+        "gallery_box": 16,
         "threads": 1,
     } | kw
 
@@ -170,8 +172,10 @@ def test_architecture_v2_trains_optional_arm_last_and_resumes(
     monkeypatch.setattr(arch, "FLAT_DB", float("inf") if flat else float("-inf"))
     params = _params(tmp_path)
     out = tmp_path / "runs"
-    results, _ = arch.run_experiment_v2(params, out, progress=True)
+    results, images = arch.run_experiment_v2(params, out, progress=True)
     order = _order(capsys.readouterr().out)
+    assert sorted(images) == ["gallery_bicubic", "gallery_gt", "gallery_model0", "gallery_model1"]
+    assert results["gallery"]["names"]["model1"] == ARMS[3]
     used = results["stopping"]["iterations"]
     # Every seed of the other arm before the optional one, at each length trained.
     first = [(ARMS[1], 0), (ARMS[1], 1), (ARMS[3], 0), (ARMS[3], 1)]
@@ -213,11 +217,21 @@ def test_architecture_v2_trains_optional_arm_last_and_resumes(
 
 def test_deep_trunk_v2_trains_the_four_variants_and_scores_them(tmp_path) -> None:
     params = _params(tmp_path, seeds=[0], val_every=1)
-    for key in ("arms", "optional_arms"):
+    for key in ("arms", "optional_arms", "gallery_image"):
         params.pop(key)
     results, images = arch.run_deep_experiment(params, tmp_path / "deep")
     assert images == {} and results["variants"] == DEEP
     assert all(len(results["runs"][a][0]["test"]["test"]) == 3 for a in DEEP)
+    # Test images scored as `esrgan-lab evaluate` scores them (the gray one on its gray values,
+    # not as Y of three equal channels, which the training loader would give).
+    from esrgan_lab.evaluation.evaluate import evaluate_model
+    from esrgan_lab.lab.bn_study import psnr_list
+    from esrgan_lab.lab.experiments import test_sets
+
+    ref = [s.psnr for s in evaluate_model("bicubic", params["test"], niqe=False).scores]
+    assert results["bicubic"]["test"] == pytest.approx(ref, abs=1e-9)
+    as_rgb = psnr_list(None, test_sets(params)["test"])
+    assert as_rgb[:2] == pytest.approx(ref[:2]) and abs(as_rgb[2] - ref[2]) > 0.1
     rising = results["rising"]
     assert rising["window"] == [2, 4]
     assert rising["still_rising"] == [a for a in DEEP if rising["gains"][a] > 0.10]
