@@ -11,11 +11,18 @@ seeds:
   trunk, does plain training (MSRA init, no residual scaling) diverge or slow down, and by
   how much? :data:`INIT_VARIANTS`; plus the trunk's activation growth at initialisation,
   measured without training.
+
+Issue 28's redesign, registered in ``notebooks/params/01_architecture.yaml`` before any
+run: :func:`run_experiment_v2` (``architecture_v2``: block type crossed with beta,
+:func:`arms_v2`, the registered stopping rule :func:`stopping_rule` applied before any test
+score is read) and :func:`run_deep_experiment` (``deep_trunk_v2``: the four
+:data:`INIT_VARIANTS` scored on the test images, arms still rising labelled). Both score
+with the standard protocol (:func:`standard_test_sets`) and resume from their run folders.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -228,3 +235,318 @@ def description(results: Mapping) -> dict[str, str]:
         + "."
     )
     return lines
+
+
+# --------------------------------------------------------------------------- issue 28
+
+#: Validation gain (dB) below which a curve counts as flat (registration_v2's stopping
+#: rule) and above which a deep arm is labelled "still rising" (registration_deep_v2's).
+FLAT_DB = 0.10
+
+
+def arms_v2(num_feat: int, num_grow_ch: int, num_block: int) -> dict[str, dict]:
+    """Every arm ``architecture_v2`` may train: block type crossed with residual scaling.
+
+    The residual-block trunk gets :func:`~esrgan_lab.model.srresnet.matched_residual_blocks`
+    blocks (the parameters and FLOPs of ``num_block`` RRDBs). Separating the block from
+    beta is the point of the redesign: the stored study compared RRDB at beta 0.2 with
+    residual blocks at beta 1 only (issue 28). Both trunks keep the 0.1-scaled init.
+    """
+    blocks = matched_residual_blocks(num_feat, num_grow_ch, num_block)
+    rrdb = {"model.arch": "rrdbnet"}
+    res = {"model.arch": "srresnet", "model.num_block": blocks}
+    return {
+        "RRDB, beta 0.2 (ESRGAN)": rrdb | {"model.res_scale": 0.2},
+        "RRDB, beta 1": rrdb | {"model.res_scale": 1.0},
+        "residual blocks, beta 1 (SRResNet)": res | {"model.res_scale": 1.0},
+        "residual blocks, beta 0.2": res | {"model.res_scale": 0.2},
+    }
+
+
+def arm_plan(
+    params: Mapping[str, object], *, optional: bool = True
+) -> tuple[dict[str, dict], list[str], list[str]]:
+    """The arms ``params["arms"]`` names, in training order, and which are left out.
+
+    Returns:
+        ``(arms, optional_arms, not_run)``: ``{name: config overrides}`` with the
+        ``params["optional_arms"]`` last (trained after every seed of the others), the
+        optional arms that are trained, and those that are not (``optional`` False).
+
+    Raises:
+        ConfigError: An arm that :func:`arms_v2` does not define, or an optional arm
+            that is not one of the arms.
+    """
+    from ..errors import ConfigError
+
+    known = arms_v2(*(int(params[k]) for k in ("num_feat", "num_grow_ch", "num_block")))
+    names = [str(a) for a in params["arms"]]
+    extra = [str(a) for a in params.get("optional_arms", [])]
+    for name in names + extra:
+        if name not in known:
+            raise ConfigError(f"unknown architecture arm {name!r} (known: {list(known)})")
+    if not set(extra) <= set(names):
+        raise ConfigError(f"optional arms {extra} must be among the arms {names}")
+    first = [n for n in names if n not in extra]
+    last = [n for n in names if n in extra] if optional else []
+    skipped = [n for n in names if n in extra and not optional]
+    return {n: known[n] for n in first + last}, last, skipped
+
+
+def val_curve(record: Mapping) -> dict[int, float]:
+    """``{iteration: validation Y-PSNR}`` of a :func:`~esrgan_lab.lab.runs.run_record`."""
+    return {int(i): float(v) for i, v in record["curves"].get("val_psnr", [])}
+
+
+def seed_mean_gain(records: list[Mapping], start: int, end: int) -> float:
+    """Mean over the seeds of validation Y-PSNR at ``end`` minus at ``start`` (``nan`` when
+    a run has no validation at either, e.g. a run that diverged before ``end``)."""
+    gains = []
+    for r in records:
+        curve = val_curve(r)
+        gains.append(curve[end] - curve[start] if start in curve and end in curve else np.nan)
+    return float(np.mean(gains))
+
+
+def flatness(runs: Mapping[str, list[Mapping]], iterations: int) -> dict:
+    """The stopping rule's check on runs of ``iterations``: each arm's seed-mean validation
+    gain over the second half (3,000 to 6,000 for the registered 6,000), flat when below
+    :data:`FLAT_DB` for every arm (an undefined gain is not flat)."""
+    start = iterations // 2
+    gains = {arm: seed_mean_gain(recs, start, iterations) for arm, recs in runs.items()}
+    return {
+        "iterations": iterations,
+        "window": [start, iterations],
+        "gains": gains,
+        "not_flat": [a for a, g in gains.items() if not g < FLAT_DB],
+        "flat": all(g < FLAT_DB for g in gains.values()),
+    }
+
+
+def stopping_rule(
+    train: Callable[[int], Mapping[str, list[Mapping]]], iterations: int
+) -> tuple[int, list[dict], str | None]:
+    """registration_v2's stopping rule, before any test score is read.
+
+    Trains every run at ``iterations`` (``train(iterations)`` returns ``{arm: [run
+    record per seed]}``); if any arm is not flat (:func:`flatness`), every run is repeated
+    once at twice the length; if that is still not flat, the verdict carries a label.
+
+    The registration gives the window for the first length only (3,000 to 6,000 of 6,000);
+    the repeat is checked on its second half too (6,000 to 12,000): "flat at 12,000
+    iterations" read as the same rule at the new length.
+
+    Returns:
+        ``(iterations used, the checks made, label or None)``.
+    """
+    checks = []
+    for its in (iterations, 2 * iterations):
+        check = flatness(train(its), its)
+        checks.append(check)
+        if check["flat"]:
+            return its, checks, None
+    return 2 * iterations, checks, f"validation curve not flat at {2 * iterations:,} iterations"
+
+
+class _Pairs(list):
+    """A list of :class:`~esrgan_lab.data.paired.ImagePair` with its ``scale`` and ``names``
+    (what :func:`~esrgan_lab.lab.experiments.gallery` reads of a test set)."""
+
+    def __init__(self, pairs, scale: int) -> None:
+        super().__init__(pairs)
+        self.scale = scale
+        self.names = [p.name for p in pairs]
+
+
+def standard_test_sets(params: Mapping[str, object]) -> dict[str, _Pairs]:
+    """``{set name: pairs}`` of ``params["test"]`` as the standard protocol makes them:
+    images read as they are (Set14's gray ``bridge`` stays gray and is scored on its gray
+    values, as published tables are; :mod:`esrgan_lab.metrics.scoring`), modcrop, MATLAB
+    bicubic LQ."""
+    from ..data.sources import resolve_dataset
+    from ..metrics.scoring import protocol_pairs
+    from .experiments import set_name
+
+    scale = int(params["scale"])
+    return {
+        set_name(s): _Pairs(list(protocol_pairs(resolve_dataset(s), scale, "standard")), scale)
+        for s in params["test"]
+    }
+
+
+def val_crops(params: Mapping[str, object]) -> list:
+    """The validation pairs the trainer scores (central ``val_crop`` HR crops, degraded)."""
+    from ..data.degrade import center_crop
+    from ..data.paired import degrade_all
+    from ..data.sources import NamedImage, load_source
+
+    crop, pairs = params.get("val_crop"), []
+    for src in params["val"]:
+        images = load_source(str(src))
+        if crop:
+            images = [NamedImage(im.name, center_crop(im.image, int(crop))) for im in images]
+        pairs += degrade_all(images, int(params["scale"]), str(src))
+    return pairs
+
+
+def scored_record(run, seed: int, test: Mapping[str, _Pairs]) -> dict:
+    """:func:`~esrgan_lab.lab.runs.run_record` with the run's test Y-PSNR per image.
+
+    The scores are kept in the run's folder (``test_scores.json``) as soon as they are
+    computed, so that a resumed study does not score a run twice.
+    """
+    import json
+
+    from ..evaluation.evaluate import score_pairs
+    from ..fileio import atomic_write_text
+
+    path = run.folder / "test_scores.json"
+    key = {n: p.names for n, p in test.items()}
+    stored = json.loads(path.read_text()) if path.is_file() else {}
+    if stored.get("images") != key or stored.get("iterations") != run.metrics["iterations"]:
+        model = run.model(ema=False).eval()
+        scores = {n: score_pairs(model, p, p.scale).scores for n, p in test.items()}
+        stored = {
+            "images": key,
+            "iterations": run.metrics["iterations"],
+            "psnr": {n: [s.psnr for s in sc] for n, sc in scores.items()},
+            "ssim": {n: [s.ssim for s in sc] for n, sc in scores.items()},
+        }
+        atomic_write_text(path, json.dumps(stored, indent=1) + "\n")
+    return run_record(run, seed) | {"test": stored["psnr"], "test_ssim": stored["ssim"]}
+
+
+def _bicubic(params: Mapping[str, object], test: Mapping[str, _Pairs]) -> dict:
+    from ..evaluation.evaluate import score_pairs
+
+    scale = int(params["scale"])
+    val = score_pairs("bicubic", val_crops(params), scale).scores
+    return {
+        "val": float(np.mean([s.psnr for s in val])),
+        "val_images": [s.psnr for s in val],
+        **{n: [s.psnr for s in score_pairs("bicubic", p, scale).scores] for n, p in test.items()},
+    }
+
+
+def run_experiment_v2(
+    params: Mapping[str, object],
+    out: str | Path,
+    *,
+    progress: bool = False,
+    optional: bool = True,
+) -> tuple[dict, dict[str, np.ndarray]]:
+    """``architecture_v2`` (registration_v2 in ``notebooks/params/01_architecture.yaml``).
+
+    Trains ``params["arms"]`` (:func:`arm_plan`: the optional arms after every seed of the
+    others) for ``params["iterations"]`` into ``out/<arm index>_seed<seed>``, applies the
+    registered stopping rule (:func:`stopping_rule`; the repeat at twice the length trains
+    into ``out/repeat_<iterations>/``, keeping the first runs), and only then scores every
+    run of the length used on the test images (:func:`standard_test_sets`). Every run is
+    stored by the trainer as it finishes, and a rerun resumes (finished runs are skipped).
+
+    Args:
+        params: The ``study_v2`` section (sizes, ``arms``, ``optional_arms``, sources).
+        out: The study's run folder.
+        progress: Print a line per finished run.
+        optional: Train the optional arms (their claims read "not run" otherwise).
+
+    Returns:
+        ``(results, images)`` for :func:`esrgan_lab.lab.experiments.save`.
+    """
+    out = Path(out)
+    arms, optional_arms, not_run = arm_plan(params, optional=optional)
+    index = {name: i for i, name in enumerate(params["arms"])}
+    seeds = [int(s) for s in params["seeds"]]
+    first = int(params["iterations"])
+    trained: dict[int, dict[str, list]] = {}
+
+    def train(iterations: int) -> dict[str, list[dict]]:
+        p = dict(params) | {"iterations": iterations}
+        folder = out if iterations == first else out / f"repeat_{iterations}"
+        runs: dict[str, list] = {}
+        for group in ([a for a in arms if a not in optional_arms], optional_arms):
+            grid = {a: arms[a] for a in group}
+            if grid:
+                runs |= train_grid(
+                    grid, study_config(p), folder, seeds=seeds, progress=progress, index=index
+                )
+        trained[iterations] = runs
+        return {a: [run_record(r, s) for s, r in zip(seeds, rs)] for a, rs in runs.items()}
+
+    used, checks, label = stopping_rule(train, first)
+    if progress:
+        for c in checks:
+            gains = ", ".join(f"{a}: {g:+.3f} dB" for a, g in c["gains"].items())
+            print(f"validation gain {c['window'][0]}-{c['window'][1]}: {gains}", flush=True)
+    # Test scores are read only now, on the runs of the length the rule settled on.
+    test = standard_test_sets(params)
+    results: dict = {
+        "seeds": seeds,
+        "variants": list(arms),
+        "optional_arms": optional_arms,
+        "not_run": not_run,
+        "stopping": {"iterations": used, "checks": checks, "label": label},
+        "runs_by_length": {},
+        "bicubic": _bicubic(params, test),
+        "images": {n: p.names for n, p in test.items()},
+        "runs": {},
+        "cost": {},
+    }
+    for its, runs in trained.items():
+        results["runs_by_length"][str(its)] = {
+            a: [run_record(r, s) for s, r in zip(seeds, rs)] for a, rs in runs.items()
+        }
+    models = {}
+    for name, name_runs in trained[used].items():
+        results["runs"][name] = [scored_record(r, s, test) for s, r in zip(seeds, name_runs)]
+        models[name] = name_runs[0].model(ema=False).eval()
+        flops = count_flops(models[name], (1, 3, 32, 32)).totals["flop_counter"]
+        results["cost"][name] = {
+            "params": count_parameters(models[name]),
+            "gflops_32px": flops / 1e9,
+            "num_block": models[name].num_block,
+        }
+    images: dict[str, np.ndarray] = {}
+    if params.get("gallery_image"):
+        results["gallery"], images = gallery(params, test, models)
+    return results, images
+
+
+def run_deep_experiment(
+    params: Mapping[str, object], out: str | Path, *, progress: bool = False
+) -> tuple[dict, dict[str, np.ndarray]]:
+    """``deep_trunk_v2`` (registration_deep_v2): the deep BN-free trunk as the four
+    :data:`INIT_VARIANTS`, a fixed ``params["iterations"]`` each, every run scored on the
+    test images (:func:`standard_test_sets`; endpoint ``deep_test_psnr``).
+
+    An arm whose seed-mean validation gain over the second half (1,000 to 2,000 of the
+    registered 2,000) exceeds :data:`FLAT_DB` is labelled "still rising"; the length does
+    not change. Runs train into ``out/<variant index>_seed<seed>`` and resume there.
+
+    Returns:
+        ``(results, images)`` for :func:`esrgan_lab.lab.experiments.save` (no images).
+    """
+    out = Path(out)
+    seeds = [int(s) for s in params["seeds"]]
+    grid = {v.name: v.overrides() for v in INIT_VARIANTS}
+    runs = train_grid(grid, study_config(params), out, seeds=seeds, progress=progress)
+    test = standard_test_sets(params)
+    iterations = int(params["iterations"])
+    start = iterations // 2
+    records = {a: [scored_record(r, s, test) for s, r in zip(seeds, rs)] for a, rs in runs.items()}
+    gains = {a: seed_mean_gain(recs, start, iterations) for a, recs in records.items()}
+    nf, gc, nb = (int(params[k]) for k in ("num_feat", "num_grow_ch", "num_block"))
+    results = {
+        "seeds": seeds,
+        "variants": list(grid),
+        "bicubic": _bicubic(params, test),
+        "images": {n: p.names for n, p in test.items()},
+        "runs": records,
+        "rising": {
+            "window": [start, iterations],
+            "gains": gains,
+            "still_rising": [a for a, g in gains.items() if g > FLAT_DB],
+        },
+        "growth": growth_at_init(nf, gc, nb),
+    }
+    return results, {}

@@ -246,8 +246,9 @@ def study_config(params: Mapping[str, Any], **model: Any) -> Any:
 
     ``params`` holds the sizes (``num_feat``, ``num_block``, ``num_grow_ch``, ``scale``,
     ``gt_size``, ``batch_size``, ``iterations``, ``learning_rate``, ``val_every``, and the
-    ``train``/``val`` sources); ``model`` overrides model fields. Cosine learning rate
-    (a short run), validation at the start and every ``val_every`` iterations.
+    ``train``/``val`` sources; optionally ``val_crop``, the central HR crop validated on);
+    ``model`` overrides model fields. Cosine learning rate (a short run), validation at the
+    start and every ``val_every`` iterations.
     """
     from .runs import make_config
 
@@ -270,6 +271,8 @@ def study_config(params: Mapping[str, Any], **model: Any) -> Any:
                 "gt_size": params["gt_size"],
                 "batch_size": params["batch_size"],
                 "num_workers": 0,
+                # Issue 28's studies validate on the central crop of each large image.
+                **({"val_crop": params["val_crop"]} if params.get("val_crop") else {}),
             },
             "psnr": {
                 "total_iter": iterations,

@@ -28,7 +28,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -141,15 +141,22 @@ class Finding:
         rate_test: For an event-rate endpoint (:data:`RATE_ENDPOINTS`), the exact McNemar
             test the outcome comes from; :attr:`effect` (the paired event indicators'
             t interval) is then descriptive only.
+        labels: What the registration says the verdict must carry, printed with it even
+            where the notes are not (e.g. "validation curve not flat at 12,000 iterations",
+            an arm "still rising").
+
+    A claim on an optional arm that was not trained has no effect (``None``) and the
+    outcome ``"not run"``.
     """
 
     study: str
     claim: RegisteredClaim
-    effect: PairedEffect
-    outcome: Outcome
+    effect: PairedEffect | None
+    outcome: Outcome | Literal["not run"]
     registered: str
     notes: tuple[str, ...] = ()
     rate_test: McNemar | None = None
+    labels: tuple[str, ...] = ()
 
     @property
     def exploratory(self) -> bool:
@@ -223,6 +230,13 @@ def _test_psnr(results: Mapping, arm: str, ep: Endpoint) -> SeedValues:
         r["seed"]: (float(np.mean(_per_image_psnr(r))), _per_image_psnr(r))
         for r in results["runs"][arm]
     }
+
+
+def _deep_test_psnr(results: Mapping, arm: str, ep: Endpoint) -> SeedValues:
+    """Per seed: the deep-trunk run's mean test Y-PSNR over every test image at its last
+    iteration (a diverged run scored as trained); ``deep_trunk_v2`` stores its runs at the
+    top level, a combined study under ``deep``."""
+    return _test_psnr(results.get("deep", results), arm, ep)
 
 
 def _test_niqe(results: Mapping, arm: str, ep: Endpoint) -> SeedValues:
@@ -310,6 +324,7 @@ def _niqe_at_equal_psnr(results: Mapping, arm: str, ep: Endpoint) -> SeedValues:
 
 ENDPOINTS: dict[str, Callable[[Mapping, str, Endpoint], SeedValues]] = {
     "test_psnr": _test_psnr,
+    "deep_test_psnr": _deep_test_psnr,
     "test_niqe": _test_niqe,
     "deep_val_psnr": _deep_val_psnr,
     "late_val_drop": _late_val_drop,
@@ -435,6 +450,51 @@ def _artefact_notes(results: Mapping, arms: Sequence[str]) -> list[str]:
     return out
 
 
+def _v2_notes(results: Mapping, arms: Sequence[str]) -> list[str]:
+    """Issue 28's studies: every arm's per-seed test Y-PSNR and its margin over bicubic on
+    the same test images, and its margin on the validation crops (registered: "every arm's
+    per-seed scores and margin over bicubic reported"; never used to drop a run)."""
+    bic = results["bicubic"]
+    test_bic = float(np.mean([v for n in results["images"] for v in bic[n]]))
+    out = []
+    for arm in arms:
+        recs = results["runs"][arm]
+        test = ", ".join(
+            f"seed {r['seed']} {np.mean(_per_image_psnr(r)):.2f} dB "
+            f"({np.mean(_per_image_psnr(r)) - test_bic:+.2f})"
+            for r in recs
+        )
+        below = [r["seed"] for r in recs if r["val_final"] is None or r["val_final"] <= bic["val"]]
+        val = ", ".join(
+            f"seed {r['seed']} "
+            + ("-" if r["val_final"] is None else f"{r['val_final'] - bic['val']:+.2f} dB")
+            for r in recs
+        )
+        flag = f" (not above bicubic: seed {', '.join(map(str, below))})" if below else ""
+        out.append(
+            f"'{arm}' test Y-PSNR per seed (minus bicubic's {test_bic:.2f} dB): {test}; "
+            f"validation minus bicubic: {val}{flag}."
+        )
+    return out
+
+
+def _labels(study: str, results: Mapping, arms: Sequence[str]) -> list[str]:
+    """What the registration makes the verdict carry (stopping rules, issue 28)."""
+    out = []
+    label = (results.get("stopping") or {}).get("label")
+    if label:
+        out.append(label)
+    rising = results.get("rising") or {}
+    lo, hi = rising.get("window", (0, 0))
+    for arm in arms:
+        if arm in rising.get("still_rising", ()):
+            out.append(
+                f"'{arm}' still rising (seed-mean validation gain {rising['gains'][arm]:+.2f} dB "
+                f"over iterations {lo:,}-{hi:,})"
+            )
+    return out
+
+
 def _interpolation_per_alpha(results: Mapping) -> str:
     """Per intermediate alpha: the paired NIQE gap (network minus pixel at equal Y-PSNR)
     over the GAN seeds, with its interval and outcome (secondary, descriptive)."""
@@ -465,6 +525,19 @@ def evaluate(
     """Every registered claim of ``study`` on ``results``: paired effect, interval, outcome."""
     out = []
     for c in claims:
+        missing = [a for a in c.arms if a in results.get("not_run", ())]
+        if missing:
+            out.append(
+                Finding(
+                    study,
+                    c,
+                    None,
+                    "not run",
+                    registered,
+                    (f"Optional arm {', '.join(repr(a) for a in missing)} was not trained.",),
+                )
+            )
+            continue
         get = ENDPOINTS[c.endpoint.metric]
         a, b = (get(results, arm, c.endpoint) for arm in c.arms)
         seeds = [s for s in a if s in b]
@@ -477,12 +550,19 @@ def evaluate(
         notes = _validation_notes(study, results, c.arms)
         if c.endpoint.metric == "niqe_at_equal_psnr":
             notes.append(_interpolation_per_alpha(results))
+        if study in ("architecture_v2", "deep_trunk_v2"):
+            notes += _v2_notes(results, c.arms)
+        labels = tuple(_labels(study, results, c.arms))
         if c.endpoint.metric in RATE_ENDPOINTS:
             test = mcnemar_exact([a[s][0] for s in seeds], [b[s][0] for s in seeds])
             verdict = rate_outcome(test, c.direction)
         else:
             test, verdict = None, outcome(eff, c.direction)
-        out.append(Finding(study, c, eff, verdict, registered, tuple(notes), test))
+        out.append(
+            Finding(
+                study, c, eff, verdict, registered, tuple(notes), rate_test=test, labels=labels
+            )
+        )
     return out
 
 
@@ -507,6 +587,11 @@ def render(f: Finding, notes: bool = True) -> str:
         "project": f"Project's question (not a claim of the paper; nearest text: {c.where})",
     }.get(c.source, f"{c.source} ({c.where})")
     metric = c.endpoint.metric.replace("_", " ")
+    if e is None:  # an optional arm that was not trained
+        return (
+            f"{who}: {c.claim}. A = '{c.arms[0]}', B = '{c.arms[1]}'; endpoint {metric}. "
+            "**Not run**." + (" " + " ".join(f.notes) if f.notes else "")
+        )
     side = e.image_above if c.direction == "higher" else e.image_below
     images = (
         f"{side} of {e.image_pairs} image-seed pairs on the predicted side, described only; "
@@ -541,6 +626,8 @@ def render(f: Finding, notes: bool = True) -> str:
             f"Effect A - B {e.mean:+.3f}{unit}, {interval}. "
             f"**{f.outcome.capitalize()}** on {metric} ({label})."
         )
+    if f.labels:
+        text += " Carried with the verdict: " + "; ".join(f"**{x}**" for x in f.labels) + "."
     if notes and f.notes:
         text += " " + " ".join(f.notes)
     return text

@@ -130,11 +130,14 @@ def train_grid(
     seeds: Sequence[int] = (0,),
     stage: str = "psnr",
     progress: bool = False,
+    index: Mapping[str, int] | None = None,
 ) -> dict[str, list[Run]]:
     """Train every variant (config overrides) with every seed, under identical conditions.
 
     Each run is ``base`` with the variant's overrides and the seed set, written to
     ``out/<variant index>_seed<seed>``; a run already finished there is reused (resume).
+    ``index`` names each variant's index when ``variants`` is part of a larger grid trained
+    in pieces (default: its position in ``variants``).
 
     Returns:
         ``{variant: [Run per seed]}`` in the order given.
@@ -142,9 +145,8 @@ def train_grid(
     runs: dict[str, list[Run]] = {}
     for i, (name, overrides) in enumerate(variants.items()):
         for seed in seeds:
-            run = train_one(
-                name, overrides, base, grid_folder(out, i, seed), seed=seed, stage=stage
-            )
+            folder = grid_folder(out, i if index is None else index[name], seed)
+            run = train_one(name, overrides, base, folder, seed=seed, stage=stage)
             runs.setdefault(name, []).append(run)
             if progress:
                 print_run(run, seed)

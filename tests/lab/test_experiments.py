@@ -93,3 +93,20 @@ def test_redesigned_studies_are_wired_and_refused_until_their_runners_are_ready(
         if name in tool.NOT_READY:
             with pytest.raises(SystemExit, match="runner is not ready"):
                 tool.run(name)
+
+
+def test_architecture_v2_and_deep_trunk_v2_are_dispatched_to_their_runners() -> None:
+    import importlib
+
+    tool = _tool()
+    targets = {}
+    for name in ("architecture_v2", "deep_trunk_v2"):
+        assert name not in tool.NOT_READY
+        module, func = tool.EXPERIMENTS[name][1].split(":")
+        targets[name] = getattr(importlib.import_module(module), func)
+    assert targets["architecture_v2"] is arch.run_experiment_v2
+    assert targets["deep_trunk_v2"] is arch.run_deep_experiment
+    params = tool.study_params("01_architecture", "full", tool.CONFIG_SECTION["architecture_v2"])
+    arms, optional, _ = arch.arm_plan(params)
+    assert list(arms)[-1] == "residual blocks, beta 0.2" == optional[0]
+    assert tool.study_params("01_architecture", "full", "study_v2")["val_crop"] == 256
