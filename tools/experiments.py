@@ -64,13 +64,6 @@ NOT_READY: dict[str, str] = {
         "on the test and full validation images (endpoint artefact_event), and lab.stats "
         "needs the exact McNemar test the registration names; the trainer needs data.val_crop"
     ),
-    "losses_v2": (
-        "loss_study.run_experiment must train from configs/lab_gan.yaml (EMA 0.99, 1,400 it x "
-        "8) starting at lab-psnr-x4 with the four registered arms (incl. after-ReLU + RaGAN), "
-        "score each run network-interpolated toward the start model at params['alphas'] "
-        "(findings endpoints niqe_at_matched_psnr and brightness_error) and measure the "
-        "conv5_3 active fraction; the trainer needs data.val_crop"
-    ),
 }
 
 #: Where each experiment's sizes are in its notebook's params file (default ``study``).

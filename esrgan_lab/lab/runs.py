@@ -79,14 +79,16 @@ class Run:
         keep = np.isfinite(values)
         return self.log["iter"][keep], values[keep]
 
+    def weights_file(self, ema: bool = True) -> Path:
+        """The exported generator's file (the EMA weights when the run kept them)."""
+        path = self.folder / "net_g_ema.safetensors"
+        return path if ema and path.is_file() else self.folder / "net_g.safetensors"
+
     def model(self, ema: bool = True):
         """The exported generator (the EMA weights when the run kept them)."""
         from ..weights.loading import load_model
 
-        path = self.folder / "net_g_ema.safetensors"
-        if not (ema and path.is_file()):
-            path = self.folder / "net_g.safetensors"
-        return load_model(path)
+        return load_model(self.weights_file(ema))
 
 
 def run_config(
@@ -112,12 +114,15 @@ def run_config(
     sink = io.StringIO()
     with contextlib.redirect_stdout(sink) if quiet else contextlib.nullcontext():
         train(cfg, out, resume=resume, callbacks=callbacks)
-    runs = {}
-    for stage in cfg.stages:
-        folder = out / stage
-        metrics = json.loads((folder / "metrics.json").read_text())
-        runs[stage] = Run(name, folder, metrics, read_log(folder / "log.csv"))
-    return runs
+    return {stage: read_run(name, out / stage) for stage in cfg.stages}
+
+
+def read_run(name: str, folder: str | Path) -> Run:
+    """The finished stage the trainer left in ``folder`` (``<out>/<stage>``), read back
+    without training (a stored run that a study reuses)."""
+    folder = Path(folder)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    return Run(name, folder, metrics, read_log(folder / "log.csv"))
 
 
 def train_grid(
