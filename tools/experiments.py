@@ -44,13 +44,6 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
 #: (issue 28; `run` refuses these studies until the entry is removed with the code).
 NOT_READY: dict[str, str] = {
     ),
-    "losses_v2": (
-        "loss_study.run_experiment must train from configs/lab_gan.yaml (EMA 0.99, 1,400 it x "
-        "8) starting at lab-psnr-x4 with the four registered arms (incl. after-ReLU + RaGAN), "
-        "score each run network-interpolated toward the start model at params['alphas'] "
-        "(findings endpoints niqe_at_matched_psnr and brightness_error) and measure the "
-        "conv5_3 active fraction; the trainer needs data.val_crop"
-    ),
 }
 
 #: Where each experiment's sizes are in its notebook's params file (default ``study``).

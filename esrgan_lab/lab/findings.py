@@ -322,7 +322,54 @@ def _niqe_at_equal_psnr(results: Mapping, arm: str, ep: Endpoint) -> SeedValues:
     }
 
 
-ENDPOINTS: dict[str, Callable[[Mapping, str, Endpoint], SeedValues]] = {
+def _niqe_at_matched_psnr(
+    results: Mapping, arms: Sequence[str], ep: Endpoint
+) -> tuple[SeedValues, SeedValues]:
+    """losses_v2 (registration_v2 ``matched_distortion``), per seed: the mean over arm A's
+    alphas 0.2-1.0 that B's interpolation curve spans of NIQE(A), and of NIQE(B) read at
+    A's Y-PSNR (:func:`esrgan_lab.lab.loss_study.matched_niqe`); their difference is the
+    registered ``NIQE(A) - NIQE(B at A's Y-PSNR)``. Paired: B's value depends on A's curve.
+
+    Raises:
+        ValueError: For a seed where B's curve spans none of A's alphas (the registered
+            endpoint has no value there; no run is dropped silently).
+    """
+    from .loss_study import matched_niqe
+
+    runs_a = {r["seed"]: r for r in results["runs"][arms[0]]}
+    runs_b = {r["seed"]: r for r in results["runs"][arms[1]]}
+    out_a: SeedValues = {}
+    out_b: SeedValues = {}
+    for seed, rec_a in runs_a.items():
+        if seed not in runs_b:
+            continue  # evaluate() refuses arms that do not share their seeds
+        reads = matched_niqe(results["alphas"], rec_a, runs_b[seed])
+        if not reads:
+            raise ValueError(
+                f"seed {seed}: '{arms[1]}''s interpolation curve spans the Y-PSNR of none of "
+                f"'{arms[0]}''s alphas 0.2-1.0; niqe_at_matched_psnr has no value"
+            )
+        out_a[seed] = (float(np.mean([a for a, _ in reads.values()])), None)
+        out_b[seed] = (float(np.mean([b for _, b in reads.values()])), None)
+    return out_a, out_b
+
+
+def _brightness_error(results: Mapping, arm: str, ep: Endpoint) -> SeedValues:
+    """losses_v2, per seed at alpha 1 (the trained arm): the mean over the test images of
+    ``|mean Y(output) - mean Y(ground truth)|`` in grey levels, with the per-image values
+    (:func:`esrgan_lab.lab.loss_study.brightness_errors`)."""
+    return _alpha1_image_mean(results, arm, "mean_y_error", np.abs)
+
+
+def _alpha1_image_mean(results: Mapping, arm: str, key: str, f=lambda x: x) -> SeedValues:
+    out: SeedValues = {}
+    for r in results["runs"][arm]:
+        values = [float(f(v)) for s in r["test"].values() for v in s[key]]
+        out[r["seed"]] = (float(np.mean(values)), values)
+    return out
+
+
+ENDPOINTS: dict[str, Callable[..., Any]] = {
     "test_psnr": _test_psnr,
     "deep_test_psnr": _deep_test_psnr,
     "test_niqe": _test_niqe,
@@ -333,7 +380,12 @@ ENDPOINTS: dict[str, Callable[[Mapping, str, Endpoint], SeedValues]] = {
     "test_psnr_running_bn": _test_psnr_running_bn,
     "shift_gain_change_running_bn": _shift_gain_change_running_bn,
     "artefact_event": _artefact_event,
+    "niqe_at_matched_psnr": _niqe_at_matched_psnr,
+    "brightness_error": _brightness_error,
 }
+#: Endpoints whose value for arm B depends on arm A (called once with both arms, return
+#: ``(A's SeedValues, B's SeedValues)``); the others are called once per arm.
+PAIRWISE_ENDPOINTS: frozenset[str] = frozenset({"niqe_at_matched_psnr"})
 
 #: Endpoints that are a 0/1 event per seed: their outcome is the exact McNemar test's
 #: (:func:`esrgan_lab.lab.stats.rate_outcome`), as the registrations that use them say.
@@ -391,6 +443,19 @@ def _validation_notes(study: str, results: Mapping, arms: Sequence[str]) -> list
             ]
             out.append(
                 f"'{arm}' against bicubic on validation ({MARGIN_CONVENTION}): "
+                + ", ".join(f"seed {s} {p:+.2f} dB, NIQE {q:+.2f}" for s, p, q in m)
+                + "."
+            )
+    elif study == "losses_v2":
+        from .experiments import pooled_score
+
+        bic = results["bicubic"]
+        for arm in arms:
+            m = [(r["seed"], *margins_over_bicubic(r["test"], bic)) for r in results["runs"][arm]]
+            out.append(
+                f"'{arm}' (alpha 1) against bicubic on the test images ({MARGIN_CONVENTION}; "
+                f"bicubic {pooled_score(bic, 'psnr'):.2f} dB, NIQE "
+                f"{pooled_score(bic, 'niqe'):.3f}): "
                 + ", ".join(f"seed {s} {p:+.2f} dB, NIQE {q:+.2f}" for s, p, q in m)
                 + "."
             )
@@ -513,6 +578,58 @@ def _interpolation_per_alpha(results: Mapping) -> str:
     )
 
 
+def _matched_per_alpha(results: Mapping, arms: Sequence[str]) -> str:
+    """losses_v2, per alpha of A that every seed's B curve spans: the paired NIQE gap
+    (A minus B at A's Y-PSNR) over the seeds, with its interval (secondary, descriptive)."""
+    from .loss_study import matched_niqe
+
+    runs_b = {r["seed"]: r for r in results["runs"][arms[1]]}
+    reads = [
+        matched_niqe(results["alphas"], r, runs_b[r["seed"]])
+        for r in results["runs"][arms[0]]
+        if r["seed"] in runs_b
+    ]
+    shared = [a for a in reads[0] if all(a in r for r in reads)] if reads else []
+    parts = []
+    for a in shared:
+        gaps = [r[a][0] - r[a][1] for r in reads]
+        if len(gaps) < 2:
+            parts.append(f"{a:.1f}: {gaps[0]:+.2f} (1 seed)")
+            continue
+        eff = paired_effect(gaps, [0.0] * len(gaps))
+        parts.append(f"{a:.1f}: {eff.mean:+.2f} [{eff.low:+.2f}, {eff.high:+.2f}]")
+    return (
+        "Secondary, per alpha of A (NIQE of A minus B's at A's Y-PSNR, 95 % interval over "
+        "the seeds): " + ("; ".join(parts) if parts else "no alpha spanned for every seed") + "."
+    )
+
+
+def _lowpass_note(results: Mapping, c: RegisteredClaim) -> str:
+    """losses_v2's second brightness endpoint: the RMSE of Y after a Gaussian low-pass
+    (sigma 4 HR px) at alpha 1, paired over the seeds by the same rule."""
+    a, b = (_alpha1_image_mean(results, arm, "lowpass_rmse") for arm in c.arms)
+    seeds = [s for s in a if s in b]
+    eff = paired_effect([a[s][0] for s in seeds], [b[s][0] for s in seeds], seeds)
+    return (
+        f"Second endpoint, RMSE of Y after a Gaussian low-pass (sigma 4 HR px), A - B "
+        f"{eff.mean:+.3f} grey levels, 95 % interval [{eff.low:+.3f}, {eff.high:+.3f}]: "
+        f"{outcome(eff, c.direction)} by the same rule."
+    )
+
+
+def _active_fraction_note(results: Mapping) -> str:
+    """losses_v2: the share of positive pre-activations of the perceptual layer, measured
+    on training patches (the paper's reason: activated deep features are very sparse)."""
+    af = results["active_fraction"]
+    layer = af["layer"]
+    return (
+        f"Active fraction of {layer} ({af['backbone']}, share of positive pre-activation "
+        f"values) on {af['patches']} training patches of {af['gt_size']} px: ground truth "
+        f"{100 * af['ground_truth'][layer]:.1f} %, the start model's outputs "
+        f"{100 * af['start_output'][layer]:.1f} %."
+    )
+
+
 # --------------------------------------------------------------------------- findings
 
 
@@ -539,7 +656,10 @@ def evaluate(
             )
             continue
         get = ENDPOINTS[c.endpoint.metric]
-        a, b = (get(results, arm, c.endpoint) for arm in c.arms)
+        if c.endpoint.metric in PAIRWISE_ENDPOINTS:
+            a, b = get(results, c.arms, c.endpoint)
+        else:
+            a, b = (get(results, arm, c.endpoint) for arm in c.arms)
         seeds = [s for s in a if s in b]
         if len(seeds) != len(a) or len(seeds) != len(b):
             raise ValueError(f"{study}/{c.id}: the arms do not share their seeds")
@@ -552,6 +672,12 @@ def evaluate(
             notes.append(_interpolation_per_alpha(results))
         if study in ("architecture_v2", "deep_trunk_v2"):
             notes += _v2_notes(results, c.arms)
+        if c.endpoint.metric == "niqe_at_matched_psnr":
+            notes.append(_matched_per_alpha(results, c.arms))
+        if c.endpoint.metric == "brightness_error":
+            notes.append(_lowpass_note(results, c))
+        if study == "losses_v2" and any("after ReLU" in arm for arm in c.arms):
+            notes.append(_active_fraction_note(results))
         labels = tuple(_labels(study, results, c.arms))
         if c.endpoint.metric in RATE_ENDPOINTS:
             test = mcnemar_exact([a[s][0] for s in seeds], [b[s][0] for s in seeds])

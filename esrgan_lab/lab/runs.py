@@ -79,14 +79,16 @@ class Run:
         keep = np.isfinite(values)
         return self.log["iter"][keep], values[keep]
 
+    def weights_file(self, ema: bool = True) -> Path:
+        """The exported generator's file (the EMA weights when the run kept them)."""
+        path = self.folder / "net_g_ema.safetensors"
+        return path if ema and path.is_file() else self.folder / "net_g.safetensors"
+
     def model(self, ema: bool = True):
         """The exported generator (the EMA weights when the run kept them)."""
         from ..weights.loading import load_model
 
-        path = self.folder / "net_g_ema.safetensors"
-        if not (ema and path.is_file()):
-            path = self.folder / "net_g.safetensors"
-        return load_model(path)
+        return load_model(self.weights_file(ema))
 
 
 def run_config(
