@@ -42,9 +42,7 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
 
 #: What each redesigned study's runner still lacks before its registered design can run
 #: (issue 28; `run` refuses these studies until the entry is removed with the code).
-NOT_READY: dict[str, str] = {
-    ),
-}
+NOT_READY: dict[str, str] = {}
 
 #: Where each experiment's sizes are in its notebook's params file (default ``study``).
 CONFIG_SECTION: dict[str, str] = {

@@ -685,9 +685,7 @@ def evaluate(
         else:
             test, verdict = None, outcome(eff, c.direction)
         out.append(
-            Finding(
-                study, c, eff, verdict, registered, tuple(notes), rate_test=test, labels=labels
-            )
+            Finding(study, c, eff, verdict, registered, tuple(notes), rate_test=test, labels=labels)
         )
     return out
 
