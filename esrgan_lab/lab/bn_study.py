@@ -924,6 +924,35 @@ def _scoring_key(params: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _v2_header(params: Mapping[str, Any], sets: Any, n_precise: int) -> dict[str, Any]:
+    """The ``study_v2`` results before any run: design, bicubic references, image names."""
+    return {
+        "variants": [v.name for v in BN_VARIANTS],
+        "seeds": list(params["seeds"]),
+        "scoring": (
+            "test_running_bn, val_images, colour_cast and shift_gain_running_bn: running "
+            "statistics as training left them; test: after precise BN over "
+            f"{n_precise} training batches (BN arms; the BN-free arm's scores as they are); "
+            "val_final: the trainer's last validation (central val_crop crops)"
+        ),
+        "precise_bn_batches": n_precise,
+        "artefact_thresholds": {
+            "below_bicubic_db": ARTEFACT_BELOW_BICUBIC_DB,
+            "colour_cast_levels": COLOUR_CAST_LEVELS,
+        },
+        "bicubic": {
+            "val": float(np.mean(sets.bicubic["val"])),
+            **{n: sets.bicubic[n] for n in sets.test},
+        },
+        "val_images": {"names": sets.val.names, "bicubic": sets.bicubic["val"]},
+        "images": {n: p.names for n, p in sets.test.items()},
+        "other": sets.other,
+        "shift_base": sets.base,
+        "shift_bicubic": {n: sets.bicubic[n] for n in sets.shifted},
+        "runs": {v.name: [] for v in BN_VARIANTS},
+    }
+
+
 def run_experiment_v2(
     params: Mapping[str, Any], out: str | Path, *, progress: bool = False
 ) -> tuple[dict, dict[str, np.ndarray]]:
@@ -957,31 +986,7 @@ def run_experiment_v2(
     key = _scoring_key(params)
     n_precise = int(params.get("precise_bn_batches", 0))
     train_images: list[NamedImage] = []
-    results: dict[str, Any] = {
-        "variants": [v.name for v in BN_VARIANTS],
-        "seeds": list(params["seeds"]),
-        "scoring": (
-            "test_running_bn, val_images, colour_cast and shift_gain_running_bn: running "
-            "statistics as training left them; test: after precise BN over "
-            f"{n_precise} training batches (BN arms; the BN-free arm's scores as they are); "
-            "val_final: the trainer's last validation (central val_crop crops)"
-        ),
-        "precise_bn_batches": n_precise,
-        "artefact_thresholds": {
-            "below_bicubic_db": ARTEFACT_BELOW_BICUBIC_DB,
-            "colour_cast_levels": COLOUR_CAST_LEVELS,
-        },
-        "bicubic": {
-            "val": float(np.mean(sets.bicubic["val"])),
-            **{n: sets.bicubic[n] for n in sets.test},
-        },
-        "val_images": {"names": sets.val.names, "bicubic": sets.bicubic["val"]},
-        "images": {n: p.names for n, p in sets.test.items()},
-        "other": sets.other,
-        "shift_base": sets.base,
-        "shift_bicubic": {n: sets.bicubic[n] for n in sets.shifted},
-        "runs": {v.name: [] for v in BN_VARIANTS},
-    }
+    results = _v2_header(params, sets, n_precise)
     for seed in params["seeds"]:
         for i, v in enumerate(BN_VARIANTS):
             stored = out / "scores" / f"{i}_seed{seed}.json"

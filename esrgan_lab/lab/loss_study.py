@@ -739,6 +739,47 @@ def _alpha_key(alpha: float) -> str:
     return f"{float(alpha):.4f}"
 
 
+def _matched_run(
+    v: Stage2Variant,
+    seed: int,
+    folder: Path,
+    *,
+    base: Any,
+    start: Path,
+    start_sd: dict,
+    alphas: Sequence[float],
+    reference: Mapping[str, Any],
+    test: Mapping[str, Any],
+) -> dict:
+    """Train one ``losses_v2`` arm (resuming its checkpoints) and score its interpolation
+    toward the start model at every alpha (each alpha's scores cached in ``folder/interp``)."""
+    from ..weights.checkpoints import interpolate, load_checkpoint
+    from ..weights.loading import model_from_state_dict
+    from .runs import run_config, run_record
+
+    cfg = make_config(base, seed=seed, **v.overrides(base), **{"gan.pretrained_g": str(start)})
+    run = run_config(v.name, cfg, folder, resume=(folder / "gan").is_dir())["gan"]
+    rec = run_record(run, seed, keys=("l_pix", "l_percep", "l_gan", "l_d", "val_psnr"))
+    rec["layer"] = v.layer
+    trained_sd = load_checkpoint(run.weights_file())
+    curve = []
+    for alpha in alphas:
+        if alpha == 0.0:  # the start model itself: scored once, in `reference`
+            curve.append(reference["start"])
+            continue
+        curve.append(
+            _cached(
+                folder / "interp" / f"alpha_{_alpha_key(alpha)}.json",
+                lambda a=alpha: score_model_v2(
+                    model_from_state_dict(interpolate(start_sd, trained_sd, a)), test
+                ),
+            )
+        )
+    rec["curve"] = curve
+    rec["test"] = curve[alphas.index(1.0)]
+    return rec
+
+
 def run_matched(
     params: Mapping[str, Any], out: str | Path, *, progress: bool = False
 ) -> tuple[dict, dict[str, np.ndarray]]:
@@ -763,10 +804,10 @@ def run_matched(
         ``runs[arm]``: one record per seed with its training curves, ``curve`` (scores per
         alpha) and ``test`` (the alpha-1 scores).
     """
-    from ..weights.checkpoints import interpolate, load_checkpoint
-    from ..weights.loading import load_model, model_from_state_dict
+    from ..weights.checkpoints import load_checkpoint
+    from ..weights.loading import load_model
     from .experiments import gallery, pooled_score, study_weights, test_sets
-    from .runs import read_run, run_config, run_record
+    from .runs import read_run
 
     out = Path(out)
     alphas = [float(a) for a in params["alphas"]]
@@ -800,37 +841,15 @@ def run_matched(
         "runs": {},
     }
 
-    def train_and_score(v: Stage2Variant, seed: int, folder: Path) -> dict:
-        cfg = make_config(
-            base, seed=seed, **v.overrides(base), **{"gan.pretrained_g": str(start_file)}
-        )
-        run = run_config(v.name, cfg, folder, resume=(folder / "gan").is_dir())["gan"]
-        rec = run_record(run, seed, keys=("l_pix", "l_percep", "l_gan", "l_d", "val_psnr"))
-        rec["layer"] = v.layer
-        trained_sd = load_checkpoint(run.weights_file())
-        curve = []
-        for alpha in alphas:
-            if alpha == 0.0:  # the start model itself: scored once, in `reference`
-                curve.append(reference["start"])
-                continue
-            curve.append(
-                _cached(
-                    folder / "interp" / f"alpha_{_alpha_key(alpha)}.json",
-                    lambda a=alpha: score_model_v2(
-                        model_from_state_dict(interpolate(start_sd, trained_sd, a)), test
-                    ),
-                )
-            )
-        rec["curve"] = curve
-        rec["test"] = curve[alphas.index(1.0)]
-        return rec
-
+    shared = dict(base=base, start=start_file, start_sd=start_sd, alphas=alphas)
+    shared.update(reference=reference, test=test)
     models: dict[str, nn.Module] = {}
     for seed in params["seeds"]:
         for i, v in enumerate(variants):
             folder = out / f"{i}_seed{seed}"
             rec = _cached(
-                folder / "scores.json", lambda v=v, s=seed, f=folder: train_and_score(v, s, f)
+                folder / "scores.json",
+                lambda v=v, s=seed, f=folder: _matched_run(v, s, f, **shared),
             )
             results["runs"].setdefault(v.name, []).append(rec)
             if v.name not in models:
