@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import torch
 from torch import nn
 
@@ -104,3 +106,32 @@ def trunk_update_ratio(model: RRDBNet, lq: torch.Tensor) -> list[float]:
         feat = out
     model.train(was_training)
     return ratios
+
+
+def texture_statistics(image: np.ndarray, box: tuple[int, int, int, int]) -> dict[str, float]:
+    """Two numbers that describe the texture inside ``box`` of an 8-bit BGR image.
+
+    * ``detail``: the standard deviation of the Laplacian of the luma (Y, [0, 255]): how
+      much high-frequency content there is, whatever its shape.
+    * ``coherence``: the structure tensor's energy-weighted coherence (0 to 1): near 1 where
+      the gradients in a neighbourhood share one direction (long strands, hair, whiskers),
+      near 0 for isotropic grain or noise. Window: a Gaussian of sigma 2 px.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 BGR (as :func:`esrgan_lab.read_image` returns).
+        box: ``(y, x, h, w)`` in ``image``'s pixels.
+
+    Returns:
+        ``{"detail": float, "coherence": float}``.
+    """
+    y, x, h, w = box
+    patch = image[y : y + h, x : x + w]
+    luma = cv2.cvtColor(patch, cv2.COLOR_BGR2YCrCb)[..., 0].astype(np.float64)
+    detail = float(cv2.Laplacian(luma, cv2.CV_64F, ksize=3).std())
+    gx = cv2.Sobel(luma, cv2.CV_64F, 1, 0, ksize=3)
+    gy = cv2.Sobel(luma, cv2.CV_64F, 0, 1, ksize=3)
+    jxx, jyy, jxy = (cv2.GaussianBlur(g, (0, 0), 2.0) for g in (gx * gx, gy * gy, gx * gy))
+    energy = jxx + jyy
+    anisotropy = np.sqrt((jxx - jyy) ** 2 + 4 * jxy**2)
+    coherence = float(anisotropy.sum() / max(energy.sum(), 1e-12))
+    return {"detail": detail, "coherence": coherence}

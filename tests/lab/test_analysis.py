@@ -47,3 +47,45 @@ def test_beta_scales_the_update() -> None:
     big = RRDBNet(num_feat=8, num_block=3, num_grow_ch=4, res_scale=1.0).eval()
     big.load_state_dict(small.state_dict())
     assert trunk_update_ratio(big, lq)[0] > 2 * trunk_update_ratio(small, lq)[0]
+
+
+def test_texture_statistics_tells_strands_from_grain() -> None:
+    import numpy as np
+
+    from esrgan_lab.lab.analysis import texture_statistics
+
+    rng = np.random.default_rng(0)
+    image = np.full((64, 128, 3), 128, np.uint8)
+    stripes = (128 + 100 * np.sin(np.arange(64) / 2.0)).astype(np.uint8)
+    image[:, :64] = stripes[None, :, None]  # left half: vertical strands
+    image[:, 64:] = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)  # right half: grain
+    strands = texture_statistics(image, (8, 8, 48, 48))
+    grain = texture_statistics(image, (8, 72, 48, 48))
+    assert strands["coherence"] > 0.95 and grain["coherence"] < 0.4
+    assert grain["detail"] > strands["detail"] > 0
+    flat = texture_statistics(np.full((32, 32, 3), 77, np.uint8), (0, 0, 32, 32))
+    assert flat == {"detail": 0.0, "coherence": 0.0}
+
+
+def test_brightness_response_on_a_linear_feature_space() -> None:
+    """With features ``x - 0.5`` the before-activation distance of a shift is ``|delta|``
+    exactly, linear in delta; where every feature is positive the ReLU changes nothing."""
+    import numpy as np
+    import pytest
+
+    from esrgan_lab.lab.loss_study import brightness_response
+
+    def linear(x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"conv1_1": x - 0.5}
+
+    torch.manual_seed(0)
+    images = 0.62 + 0.1 * torch.rand(2, 3, 32, 32)  # features in (0.12, 0.22)
+    out = brightness_response(linear, images, "conv1_1", [0.0, 0.02, 0.04])
+    assert out["before"][0] == 0.0
+    assert out["before"][2] == pytest.approx(2 * out["before"][1], rel=1e-5)
+    np.testing.assert_allclose(out["after"], out["before"], rtol=1e-6)
+    mixed = 0.4 + 0.2 * torch.rand(2, 3, 32, 32)  # half the features negative: ReLU zeroes them
+    shifted = brightness_response(linear, mixed, "conv1_1", [-0.1])
+    assert shifted["after"][0] < shifted["before"][0]
+    with pytest.raises(ValueError, match="convB_K"):
+        brightness_response(linear, images, "relu1_1", [0.1])
