@@ -55,6 +55,22 @@ def dataset_dir(name: str) -> Path | None:
     return None
 
 
+def require_dataset(name: str) -> Path:
+    """:func:`dataset_dir`, or a one-line :class:`~esrgan_lab.errors.DataError` saying what
+    to set when the set cannot be found (for notebooks and scripts that need it)."""
+    path = dataset_dir(name)
+    if path is None:
+        from .errors import DataError
+
+        where = os.environ.get("ESRGAN_LAB_DATA")
+        now = repr(where) if where else "unset"
+        raise DataError(
+            f"dataset {name} not found: ESRGAN_LAB_DATA is {now}; "
+            f"point it at the folder that holds {name}/ (make figures uses ../shared/datasets)"
+        )
+    return path
+
+
 def weights_dir() -> Path:
     """The weights cache folder (created on demand by the downloader, not here)."""
     value = os.environ.get("ESRGAN_LAB_WEIGHTS")

@@ -269,3 +269,17 @@ def test_benchmark_sets_are_found_by_name_where_the_download_puts_them(tmp_path,
     (own / "baby.png").write_bytes(b"")
     assert dataset_dir("Set5") == own and get_dataset("set5").is_present(tmp_path)
     assert not get_dataset("div2k").is_present(tmp_path)
+
+
+def test_require_dataset_names_what_to_set(tmp_path, monkeypatch):
+    from esrgan_lab.errors import DataError
+    from esrgan_lab.settings import require_dataset
+
+    monkeypatch.delenv("ESRGAN_LAB_DATA", raising=False)
+    with pytest.raises(DataError, match="Set14 not found: ESRGAN_LAB_DATA is unset"):
+        require_dataset("Set14")
+    monkeypatch.setenv("ESRGAN_LAB_DATA", str(tmp_path))
+    with pytest.raises(DataError, match=r"point it at the folder that holds Set14/"):
+        require_dataset("Set14")
+    (tmp_path / "Set14").mkdir()
+    assert require_dataset("Set14") == tmp_path / "Set14"
