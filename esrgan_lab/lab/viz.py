@@ -186,6 +186,8 @@ PALETTE: tuple[str, ...] = (
     "#66a182",
     "#8d6a9f",
     "#00798c",
+    "#2e4057",  # dark slate and brown: for plots with seven or eight series
+    "#a0522d",
 )
 #: Reference lines (bicubic and other baselines).
 REFERENCE_COLOR = "#555555"
