@@ -64,7 +64,7 @@ from esrgan_lab.inference.int8 import (  # noqa: E402
     calibration_images,
     evaluation_images,
     make_reader,
-    quantize_int8,
+    quantize_onnx_int8,
 )
 from esrgan_lab.inference.onnx import OnnxModel, export_onnx  # noqa: E402
 from esrgan_lab.inference.openvino import OpenVinoModel, convert_onnx, save_ir  # noqa: E402
@@ -137,7 +137,7 @@ def build_paths(
         save_ir(convert_onnx(onnx_path), folder / "ov_fp32", {"precision": "fp32"})
         paths["OpenVINO fp32"] = (OpenVinoModel(folder / "ov_fp32"), 0.0)
     if "OpenVINO int8" in only:
-        from esrgan_lab.inference.openvino import quantize_int8 as ov_quantize
+        from esrgan_lab.inference.openvino import quantize_openvino_int8 as ov_quantize
 
         start = time.perf_counter()
         ov_quantize(onnx_path, folder / "ov_int8", calibration, quiet=True)
@@ -147,7 +147,7 @@ def build_paths(
         from esrgan_lab.inference.int8 import ImageCalibrationReader
 
         start = time.perf_counter()
-        quantize_int8(onnx_path, folder / "qdq.onnx", ImageCalibrationReader(calibration))
+        quantize_onnx_int8(onnx_path, folder / "qdq.onnx", ImageCalibrationReader(calibration))
         paths["ORT int8 QDQ"] = (
             OnnxModel(folder / "qdq.onnx", threads=torch.get_num_threads()),
             time.perf_counter() - start,

@@ -100,7 +100,8 @@ _EXPORTS: dict[str, str] = {
     # ONNX export and precision variants
     "export_onnx": "inference.onnx",
     "OnnxModel": "inference.onnx",
-    "quantize_int8": "inference.int8",
+    "quantize_onnx_int8": "inference.int8",
+    "quantize_openvino_int8": "inference.openvino",
     "select_weights": "weights.loading",
 }
 

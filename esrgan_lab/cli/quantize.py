@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         calibration_images,
         evaluation_images,
         make_reader,
-        quantize_int8,
+        quantize_onnx_int8,
     )
     from ..inference.onnx import check_output_path, model_scale
 
@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"calibrated on {len(images)} images ({args.protocol} protocol): {names}")
     start = time.perf_counter()
     if engine == "openvino":
-        from ..inference.openvino import quantize_int8 as ov_quantize
+        from ..inference.openvino import quantize_openvino_int8 as ov_quantize
 
         calibration = {"protocol": args.protocol, "patch": args.patch, "images": names}
         out = ov_quantize(
@@ -175,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
         size = sum(f.stat().st_size for f in out.iterdir())
         label = "int8 NNCF, OpenVINO IR"
     else:
-        out = quantize_int8(
+        out = quantize_onnx_int8(
             args.model,
             args.output,
             reader,

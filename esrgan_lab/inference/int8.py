@@ -12,6 +12,13 @@ not names, and raises :class:`DataError` on any overlap (scikit-image's ``cat()`
 ``chelsea()``, for example). Calibration inputs are preprocessed exactly as the protocol
 under evaluation feeds the network (seed: whole image to 128x128 with ``INTER_AREA``,
 :func:`esrgan_lab.data.seed.get_image_data`).
+
+Weights are quantized with 7 bits by default (``reduce_range``). On x86 CPUs without VNNI
+(AVX2 only) ONNX Runtime multiplies uint8 activations by int8 weights with ``vpmaddubsw``,
+whose int16 pair sums saturate with full 8-bit weights: on an AVX2 Zen 2 host the
+``lab-psnr-x4`` min-max int8 model lost 5.4 dB on Set5 with 8-bit weights (0.11 dB where
+VNNI is present). A file does not know where it will run, so the default is safe everywhere
+at the cost of one bit of weight precision.
 """
 
 from __future__ import annotations
@@ -224,7 +231,7 @@ class ImageCalibrationReader:
     (A structural one: ``CalibrationDataReader``'s ``__subclasshook__`` accepts any class
     with ``get_next``, so onnxruntime is not imported until quantization runs.)
 
-    It supports ``set_range``, which :func:`quantize_int8` uses (``CalibStridedMinMax=1``)
+    It supports ``set_range``, which :func:`quantize_onnx_int8` uses (``CalibStridedMinMax=1``)
     to calibrate one image at a time: ONNX Runtime's calibrators keep every
     intermediate tensor of every batch in memory before reducing them, which for the
     full 23-block model is gigabytes per 128x128 image.
@@ -290,7 +297,7 @@ def _quiet() -> Iterator[None]:
         root.setLevel(level)
 
 
-def quantize_int8(
+def quantize_onnx_int8(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
     reader: ImageCalibrationReader,
@@ -321,12 +328,8 @@ def quantize_int8(
         method: ``"percentile"``, ``"minmax"`` or ``"entropy"``.
         activation_type: ``"uint8"`` (ONNX Runtime's recommended CPU format) or ``"int8"``.
         per_channel: Per-output-channel weight scales.
-        reduce_range: 7-bit weights (ONNX Runtime's ``reduce_range``). On x86 CPUs without
-            VNNI (AVX2 only) ONNX Runtime multiplies uint8 activations by int8 weights with
-            ``vpmaddubsw``, whose int16 pair sums saturate with full 8-bit weights: measured
-            here on an AVX2 Zen 2 host, ``lab-psnr-x4`` min-max int8 lost 5.4 dB on Set5
-            (with VNNI: 0.11 dB). The file does not know where it will run, so the default
-            keeps it safe everywhere at the cost of one bit of weight precision.
+        reduce_range: 7-bit weights (ONNX Runtime's ``reduce_range``; see the module
+            docstring for why it is the default).
         percentile: For ``percentile`` only.
         symmetric_activations: Force symmetric (True) or asymmetric (False) activation
             ranges; ``None`` keeps ONNX Runtime's per-method default.
@@ -346,7 +349,7 @@ def quantize_int8(
     )
 
     from ..fileio import atomic_path
-    from .onnx import _set_metadata, check_output_path
+    from .onnx import check_output_path
 
     methods = {
         "percentile": CalibrationMethod.Percentile,
@@ -380,22 +383,21 @@ def quantize_int8(
                 calibrate_method=methods[method],
                 extra_options=extra,
             )
-        import onnx
-
-        proto = onnx.load(str(tmp))
-        _set_metadata(
-            proto,
-            {
-                "precision": f"int8-{method}",
-                "calibration": {
-                    "method": method,
-                    "images": len(reader),
-                    "activation_type": activation_type,
-                    "reduce_range": reduce_range,
-                    "per_channel": per_channel,
-                    **({"percentile": percentile} if method == "percentile" else {}),
-                },
-            },
-        )
-        onnx.save(proto, str(tmp))
+        calibration = {"method": method, "images": len(reader)}
+        calibration.update(activation_type=activation_type, reduce_range=reduce_range)
+        calibration.update(per_channel=per_channel)
+        if method == "percentile":
+            calibration["percentile"] = percentile
+        _stamp(tmp, {"precision": f"int8-{method}", "calibration": calibration})
     return out
+
+
+def _stamp(path: Path, metadata: dict[str, Any]) -> None:
+    """Write ``metadata`` into the ONNX file at ``path`` (see ``onnx._set_metadata``)."""
+    import onnx
+
+    from .onnx import _set_metadata
+
+    proto = onnx.load(str(path))
+    _set_metadata(proto, metadata)
+    onnx.save(proto, str(path))

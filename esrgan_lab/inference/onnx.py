@@ -442,7 +442,7 @@ class OnnxModel:
 
     Args:
         path: ONNX file (from :func:`export_onnx`, :func:`convert_fp16` or
-            :func:`esrgan_lab.inference.int8.quantize_int8`).
+            :func:`esrgan_lab.inference.int8.quantize_onnx_int8`).
         threads: ``intra_op_num_threads`` (default 2, the project's CPU budget).
         providers: Execution providers (default ``["CPUExecutionProvider"]``).
 

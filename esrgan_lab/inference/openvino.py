@@ -34,7 +34,7 @@ import torch
 
 from ..errors import ConfigError
 
-#: Layers left in fp32 by :func:`quantize_int8`. ``conv_up1`` reads the nearest-upsampled
+#: Layers left in fp32 by :func:`quantize_openvino_int8`. ``conv_up1`` reads the nearest-upsampled
 #: sum of the shallow features and the trunk (Wang et al. 2018, Fig. 4), whose range is wide
 #: and long-tailed; quantizing its input alone cost 0.25-0.5 dB Y-PSNR on Set5 for a trained
 #: lab model, keeping it (0.8 % of the full model's FLOPs) brings int8 within 0.1 dB of fp32
@@ -169,7 +169,7 @@ def convert_onnx(onnx_path: str | os.PathLike[str]) -> Any:
     return _ov().convert_model(str(onnx_path))
 
 
-def quantize_int8(
+def quantize_openvino_int8(
     onnx_path: str | os.PathLike[str],
     out: str | os.PathLike[str],
     inputs: Sequence[np.ndarray],

@@ -38,7 +38,7 @@ from ..inference.int8 import (
     Protocol,
     evaluation_images,
     preprocess,
-    quantize_int8,
+    quantize_onnx_int8,
 )
 from ..timing import time_runs
 
@@ -159,7 +159,7 @@ def build_variants(
     log: Callable[[str], None] | None = None,
 ) -> list[PrecisionVariant]:
     """Every precision variant of ``model``: torch fp32/bf16(/fp16 on CUDA), ORT fp32/fp16/int8,
-    and OpenVINO int8 (NNCF, :func:`esrgan_lab.inference.openvino.quantize_int8`).
+    and OpenVINO int8 (NNCF, :func:`esrgan_lab.inference.openvino.quantize_openvino_int8`).
 
     ONNX files go to ``workdir`` (``model_fp32.onnx``, ``model_fp16.onnx``,
     ``model_int8_<method>.onnx``, the IR folder ``model_int8_openvino``). Torch fp16 is
@@ -211,13 +211,15 @@ def build_variants(
         for method in methods:
             start = time.perf_counter()
             target = work / f"model_int8_{method}.onnx"
-            path = quantize_int8(fp32_path, target, reader, method, activation_type=activation_type)
+            path = quantize_onnx_int8(
+                fp32_path, target, reader, method, activation_type=activation_type
+            )
             seconds = time.perf_counter() - start
             say(f"int8 {method}: calibrated on {len(reader)} images in {seconds:.1f} s")
             out.append(_onnx_variant(f"int8 {method} (ORT)", "int8", path, seconds))
     if "int8-openvino" in include:
         from ..inference.openvino import OpenVinoModel
-        from ..inference.openvino import quantize_int8 as ov_quantize
+        from ..inference.openvino import quantize_openvino_int8 as ov_quantize
 
         if reader is None:
             raise ConfigError("int8 variants need a calibration reader")

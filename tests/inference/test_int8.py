@@ -60,7 +60,7 @@ def qdq_scales(path) -> dict[str, np.ndarray]:
 
 
 def test_int8_runs_and_error_is_bounded(tmp_path, onnx_fp32, reader, probe):
-    out = P.quantize_int8(onnx_fp32, tmp_path / "q.onnx", reader, "percentile")
+    out = P.quantize_onnx_int8(onnx_fp32, tmp_path / "q.onnx", reader, "percentile")
     graph = onnx.load(str(out)).graph
     ops = {n.op_type for n in graph.node}
     assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
@@ -82,8 +82,8 @@ def test_int8_runs_and_error_is_bounded(tmp_path, onnx_fp32, reader, probe):
 
 
 def test_methods_give_different_ranges(tmp_path, onnx_fp32, reader):
-    pct = qdq_scales(P.quantize_int8(onnx_fp32, tmp_path / "p.onnx", reader, "percentile"))
-    mm = qdq_scales(P.quantize_int8(onnx_fp32, tmp_path / "m.onnx", reader, "minmax"))
+    pct = qdq_scales(P.quantize_onnx_int8(onnx_fp32, tmp_path / "p.onnx", reader, "percentile"))
+    mm = qdq_scales(P.quantize_onnx_int8(onnx_fp32, tmp_path / "m.onnx", reader, "minmax"))
     assert pct.keys() == mm.keys()
     differ = [k for k in pct if not np.allclose(pct[k], mm[k])]
     assert len(differ) > len(pct) // 2  # the method reaches ONNX Runtime's calibrator
@@ -98,7 +98,7 @@ def test_one_image_at_a_time_equals_all_at_once(tmp_path, onnx_fp32, reader):
         quantize_static,
     )
 
-    ours = P.quantize_int8(onnx_fp32, tmp_path / "ours.onnx", reader, "minmax")
+    ours = P.quantize_onnx_int8(onnx_fp32, tmp_path / "ours.onnx", reader, "minmax")
     reader.rewind()
     plain = iter([{"lq": x} for x in reader.inputs])
 
@@ -126,9 +126,9 @@ def test_one_image_at_a_time_equals_all_at_once(tmp_path, onnx_fp32, reader):
 
 def test_quantize_refuses_bad_arguments(tmp_path, onnx_fp32, reader):
     with pytest.raises(ConfigError, match="calibration method"):
-        P.quantize_int8(onnx_fp32, tmp_path / "x.onnx", reader, "kl")  # type: ignore[arg-type]
+        P.quantize_onnx_int8(onnx_fp32, tmp_path / "x.onnx", reader, "kl")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="output is the input"):
-        P.quantize_int8(onnx_fp32, onnx_fp32, reader, "minmax")
+        P.quantize_onnx_int8(onnx_fp32, onnx_fp32, reader, "minmax")
     with pytest.raises(DataError, match="empty"):
         P.ImageCalibrationReader([])
 

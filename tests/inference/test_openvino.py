@@ -38,7 +38,7 @@ def files(tmp_path_factory):
     fp32 = ov_engine.save_ir(
         ov_engine.convert_onnx(onnx_path), root / "fp32", {"precision": "fp32", "config": "{}"}
     )
-    int8 = ov_engine.quantize_int8(onnx_path, root / "int8", _inputs(4, 32), quiet=True)
+    int8 = ov_engine.quantize_openvino_int8(onnx_path, root / "int8", _inputs(4, 32), quiet=True)
     return {"model": model, "ckpt": ckpt, "onnx": onnx_path, "fp32": fp32, "int8": int8}
 
 
@@ -150,7 +150,7 @@ def test_save_ir_replaces_atomically(files, tmp_path):
 
 def test_quantize_needs_calibration_data(files, tmp_path):
     with pytest.raises(ConfigError, match="empty"):
-        ov_engine.quantize_int8(files["onnx"], tmp_path / "q", [])
+        ov_engine.quantize_openvino_int8(files["onnx"], tmp_path / "q", [])
     assert not (tmp_path / "q").exists()
 
 
