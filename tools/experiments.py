@@ -127,7 +127,7 @@ def readme_section() -> str:
     """The README's stored-experiment section: per study, where and how long it ran, and
     each registered claim it tests with effect, interval and outcome
     (:func:`esrgan_lab.lab.findings.render`), all from ``data/experiments``."""
-    from esrgan_lab.lab.experiments import load
+    from esrgan_lab.lab.experiments import load_artifact
 
     out = [
         "| study | notebook | made by | wall time (training) | machine |",
@@ -138,7 +138,7 @@ def readme_section() -> str:
         folder = EXPERIMENTS_DIR / name
         if not (folder / "results.json").is_file():
             continue
-        art = load(folder)
+        art = load_artifact(folder)
         p = art.provenance
         train = ""
         if p.get("train_seconds"):

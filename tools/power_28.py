@@ -21,7 +21,7 @@ import sys
 import numpy as np
 
 from esrgan_lab.lab import power as P
-from esrgan_lab.lab.experiments import EXPERIMENTS_DIR, PARAMS_DIR, load
+from esrgan_lab.lab.experiments import EXPERIMENTS_DIR, PARAMS_DIR, load_artifact
 from esrgan_lab.lab.findings import STUDIES, study_findings
 
 OUT = PARAMS_DIR / "power_28.json"
@@ -58,7 +58,7 @@ def compute() -> dict:
                 f"{c.endpoint.metric} ({c.endpoint.aggregate}, {c.endpoint.images}): "
                 f"'{c.arms[0]}' - '{c.arms[1]}'",
             )
-    bn = load(EXPERIMENTS_DIR / "bn_removal").results
+    bn = load_artifact(EXPERIMENTS_DIR / "bn_removal").results
     base = {r["seed"]: r["val_final_trainer"] for r in bn["runs"]["no BN (ESRGAN)"]}
     for arm in ("BN in LR trunk (SRGAN)", "BN also in HR (Exp_BNinHR)"):
         other = {r["seed"]: r["val_final_trainer"] for r in bn["runs"][arm]}

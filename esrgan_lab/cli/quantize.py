@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         make_reader,
         quantize_onnx_int8,
     )
-    from ..inference.onnx import check_output_path, model_scale
+    from ..inference.onnx import check_output_path, onnx_file_scale
 
     engine = args.engine or ("onnxruntime" if is_onnx_name(args.output) else "openvino")
     if engine == "openvino" and is_onnx_name(args.output):
@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         from ..inference.openvino import check_ir_output
 
         check_ir_output(args.output, [args.model], force=args.force)
-    scale = model_scale(args.model)
+    scale = onnx_file_scale(args.model)
     images = calibration_images(args.images, args.calib_dataset or CALIBRATION_DATASETS, args.seed)
     assert_disjoint(images, evaluation_images())
     reader = make_reader(images, args.protocol, scale, args.patch)

@@ -214,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
     if outdir.exists() and not outdir.is_dir():
         raise ConfigError(f"{outdir}: output exists and is not a folder")
 
-    from ..inference.engines import is_compiled, load
+    from ..inference.engines import is_compiled, load_engine
     from ..weights.loading import best_available_weights
 
     weights = args.weights or best_available_weights("gan")
@@ -223,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
             "no weights on disk: pass --weights NAME|PATH (see `esrgan-lab weights list`)"
         )
 
-    model = load(weights)
+    model = load_engine(weights)
     dev = pick_device(args.device)
     # Resolved once, so a bad combination (e.g. onnxruntime + bf16) is one error, not
     # one per file.

@@ -97,12 +97,12 @@ def run_model(model: ModelLike, lq: np.ndarray, scale: int) -> np.ndarray:
 
 def load_evaluation_model(name: str, scale: int, device: str = "cpu") -> ModelLike:
     """A baseline name (returned as is), or any model file or name
-    (:func:`esrgan_lab.inference.engines.load`: checkpoints, ``.onnx``, OpenVINO IR)."""
+    (:func:`esrgan_lab.inference.engines.load_engine`: checkpoints, ``.onnx``, OpenVINO IR)."""
     if name in BASELINES:
         return name
-    from ..inference.engines import load
+    from ..inference.engines import load_engine
 
-    model = load(name, device=device)
+    model = load_engine(name, device=device)
     model_scale = getattr(model, "scale", scale)
     if model_scale != scale:
         raise ConfigError(f"model {name!r} is x{model_scale} but --scale is {scale}")

@@ -61,7 +61,7 @@ def is_onnx(path: str | os.PathLike[str]) -> bool:
     )
 
 
-def load(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Any:
+def load_engine(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Any:
     """The model ``name_or_path`` names, on the engine its format needs.
 
     An OpenVINO IR (folder with ``model.xml``, any name, or the ``.xml``) comes first, then

@@ -258,7 +258,7 @@ def metadata_scale(metadata: dict[str, str]) -> int | None:
         return None
 
 
-def model_scale(path: str | os.PathLike[str]) -> int:
+def onnx_file_scale(path: str | os.PathLike[str]) -> int:
     """Upscaling factor of an ONNX file: from its metadata without building an inference
     session, else from a probe run (:attr:`OnnxModel.scale`)."""
     scale = metadata_scale(read_metadata(path))

@@ -10,7 +10,7 @@ measures both). The residual additions stay fp32 (:data:`KEEP_FP32_TYPES`).
 A model is an OpenVINO IR folder ``<name>/model.xml`` + ``model.bin`` (the ``.xml``
 file itself is accepted too) holding the RRDBNet config and the precision in its runtime
 info, so ``esrgan-lab upscale --weights`` and ``esrgan-lab evaluate --model`` take it
-directly (:func:`esrgan_lab.inference.engines.load`).
+directly (:func:`esrgan_lab.inference.engines.load_engine`).
 
 Both packages are optional: importing this module works without them, and using it
 without them raises a one-line :class:`~esrgan_lab.errors.ConfigError`.

@@ -124,10 +124,10 @@ def save(
     atomic_write_text(folder / "curves.csv", buf.getvalue())
     for name, image in (images or {}).items():
         write_image(folder / "images" / f"{name}.png", image)
-    return load(folder)
+    return load_artifact(folder)
 
 
-def load(folder: str | Path) -> Artifact:
+def load_artifact(folder: str | Path) -> Artifact:
     """Read an artifact written by :func:`save`."""
     import yaml
 

@@ -693,9 +693,9 @@ def evaluate(
 def study_findings(study: str) -> list[Finding]:
     """The stored study's findings, after checking its registration (see the module
     docstring); raises :class:`RegistrationChanged` when it must be rerun."""
-    from .experiments import EXPERIMENTS_DIR, load
+    from .experiments import EXPERIMENTS_DIR, load_artifact
 
-    art = load(EXPERIMENTS_DIR / study)
+    art = load_artifact(EXPERIMENTS_DIR / study)
     registered = check_registration(study, art.provenance)
     return evaluate(study, art.results, registered_claims(study), registered)
 

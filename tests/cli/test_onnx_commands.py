@@ -130,15 +130,15 @@ def test_quantize_openvino_engine_with_onnx_name_is_refused_up_front(tmp_path, e
 
 
 def test_models_are_recognised_by_content_not_name(tmp_path, exported, capsys):
-    from esrgan_lab.inference.engines import is_onnx, load
+    from esrgan_lab.inference.engines import is_onnx, load_engine
     from esrgan_lab.weights.checkpoints import save_checkpoint as save
 
     # An ONNX file under another name is still ONNX; a safetensors file is not.
     renamed = tmp_path / "model.weights"
     renamed.write_bytes(exported.read_bytes())
-    assert is_onnx(renamed) and isinstance(load(renamed), OnnxModel)
+    assert is_onnx(renamed) and isinstance(load_engine(renamed), OnnxModel)
     st = save(make_tiny(), tmp_path / "t.safetensors")
-    assert not is_onnx(st) and not isinstance(load(st), OnnxModel)
+    assert not is_onnx(st) and not isinstance(load_engine(st), OnnxModel)
     # A folder that is not an IR is one line, whatever its name.
     (tmp_path / "empty.onnx").mkdir()
     img = tmp_path / "a.png"
@@ -162,9 +162,9 @@ def test_ir_folder_named_like_onnx_loads_as_openvino(tmp_path, exported, capsys,
     cv2.imwrite(str(img), np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8))
     assert main(["upscale", str(img), "-o", str(tmp_path / "out"), "--weights", str(odd)]) == 0
     assert cv2.imread(str(tmp_path / "out" / "a_x4.png")).shape == (32, 32, 3)
-    from esrgan_lab.inference.engines import load
+    from esrgan_lab.inference.engines import load_engine
 
-    assert isinstance(load(odd), OpenVinoModel)
+    assert isinstance(load_engine(odd), OpenVinoModel)
     # the lab API and evaluate take it too
     import esrgan_lab as lab
 

@@ -18,7 +18,7 @@ from esrgan_lab.inference.onnx import (
     OnnxModel,
     convert_fp16,
     export_onnx,
-    model_scale,
+    onnx_file_scale,
     read_metadata,
 )
 from tests.helpers import make_tiny
@@ -73,12 +73,12 @@ def test_model_scale_from_metadata_or_a_probe(tmp_path, fp32_onnx, monkeypatch):
 
     with monkeypatch.context() as m:
         m.setattr(onnx_mod.OnnxModel, "__init__", no_session)
-        assert model_scale(path) == 4
+        assert onnx_file_scale(path) == 4
     bare = onnx.load(str(path))
     del bare.metadata_props[:]
     onnx.save(bare, str(tmp_path / "bare.onnx"))
     assert read_metadata(tmp_path / "bare.onnx") == {}
-    assert model_scale(tmp_path / "bare.onnx") == 4
+    assert onnx_file_scale(tmp_path / "bare.onnx") == 4
 
 
 def test_scale2_export_uses_pixel_unshuffle(tmp_path):

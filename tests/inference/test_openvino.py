@@ -106,11 +106,11 @@ def test_int8_is_close_to_fp32_but_not_equal(files):
 
 
 def test_engine_dispatch(files):
-    assert isinstance(engines.load(files["onnx"]), OnnxModel)
+    assert isinstance(engines.load_engine(files["onnx"]), OnnxModel)
     for path in (files["int8"], files["int8"] / ov_engine.IR_NAME):
-        loaded = engines.load(path)
+        loaded = engines.load_engine(path)
         assert isinstance(loaded, ov_engine.OpenVinoModel) and engines.is_compiled(loaded)
-    torch_model = engines.load(files["ckpt"])
+    torch_model = engines.load_engine(files["ckpt"])
     assert isinstance(torch_model, torch.nn.Module) and not engines.is_compiled(torch_model)
 
 
@@ -118,7 +118,7 @@ def test_upscale_runs_compiled_models_tiled_and_untiled(files):
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (20, 28, 3), dtype=np.uint8)
     ref = upscale(image, files["model"]).astype(int)
-    fp32 = engines.load(files["fp32"])
+    fp32 = engines.load_engine(files["fp32"])
     assert np.abs(upscale(image, fp32).astype(int) - ref).max() <= 1
     tiled = upscale(image, fp32, tile=12, tile_pad=4).astype(int)
     assert np.abs(tiled - upscale(image, files["model"], tile=12, tile_pad=4)).max() <= 1

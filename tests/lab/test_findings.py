@@ -8,14 +8,14 @@ import copy
 import pytest
 
 from esrgan_lab.lab import findings as F
-from esrgan_lab.lab.experiments import EXPERIMENTS_DIR, load
+from esrgan_lab.lab.experiments import EXPERIMENTS_DIR, load_artifact
 
 
 @pytest.mark.parametrize("study", list(F.STUDIES))
 def test_stored_studies_match_their_registration(study: str) -> None:
     """Each stored study's provenance holds its registration's hash; the stored runs
     predate registration and say so (rendered as exploratory)."""
-    prov = load(EXPERIMENTS_DIR / study).provenance
+    prov = load_artifact(EXPERIMENTS_DIR / study).provenance
     assert F.check_registration(study, prov) == "after the run", (
         f"rerun `make experiments NAME={study}`"
     )
@@ -28,7 +28,7 @@ def test_stored_studies_match_their_registration(study: str) -> None:
 
 
 def test_changed_registration_is_refused(monkeypatch) -> None:
-    prov = load(EXPERIMENTS_DIR / "interpolation").provenance
+    prov = load_artifact(EXPERIMENTS_DIR / "interpolation").provenance
     reg = copy.deepcopy(F.registration("interpolation"))
     reg["claims"][0]["direction"] = "higher"
     monkeypatch.setattr(F, "registration", lambda study: reg)
