@@ -349,7 +349,7 @@ def quantize_onnx_int8(
     )
 
     from ..fileio import atomic_path
-    from .onnx import check_output_path
+    from .onnx import check_output_path, write_metadata
 
     methods = {
         "percentile": CalibrationMethod.Percentile,
@@ -388,16 +388,5 @@ def quantize_onnx_int8(
         calibration.update(per_channel=per_channel)
         if method == "percentile":
             calibration["percentile"] = percentile
-        _stamp(tmp, {"precision": f"int8-{method}", "calibration": calibration})
+        write_metadata(tmp, {"precision": f"int8-{method}", "calibration": calibration})
     return out
-
-
-def _stamp(path: Path, metadata: dict[str, Any]) -> None:
-    """Write ``metadata`` into the ONNX file at ``path`` (see ``onnx._set_metadata``)."""
-    import onnx
-
-    from .onnx import _set_metadata
-
-    proto = onnx.load(str(path))
-    _set_metadata(proto, metadata)
-    onnx.save(proto, str(path))

@@ -247,6 +247,16 @@ def read_metadata(path_or_proto: str | os.PathLike[str] | Any) -> dict[str, str]
     }
 
 
+def write_metadata(path: str | os.PathLike[str], meta: dict[str, Any]) -> None:
+    """Add or replace ``esrgan_lab.*`` metadata in the ONNX file at ``path``, in place
+    (the counterpart of :func:`read_metadata`; callers write into a temporary file)."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    _set_metadata(proto, meta)
+    onnx.save(proto, str(path))
+
+
 def metadata_scale(metadata: dict[str, str]) -> int | None:
     """The upscaling factor recorded in ``esrgan_lab.config`` metadata, if any."""
     config = metadata.get("config")

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..metrics.psnr_ssim import bgr2y
 from ..model.rrdbnet import RRDBNet
 
 
@@ -111,7 +112,7 @@ def trunk_update_ratio(model: RRDBNet, lq: torch.Tensor) -> list[float]:
 def texture_statistics(image: np.ndarray, box: tuple[int, int, int, int]) -> dict[str, float]:
     """Two numbers that describe the texture inside ``box`` of an 8-bit BGR image.
 
-    * ``detail``: the standard deviation of the Laplacian of the luma (Y, [0, 255]): how
+    * ``detail``: the standard deviation of the Laplacian of the luma (MATLAB Y): how
       much high-frequency content there is, whatever its shape.
     * ``coherence``: the structure tensor's energy-weighted coherence (0 to 1): near 1 where
       the gradients in a neighbourhood share one direction (long strands, hair, whiskers),
@@ -126,7 +127,7 @@ def texture_statistics(image: np.ndarray, box: tuple[int, int, int, int]) -> dic
     """
     y, x, h, w = box
     patch = image[y : y + h, x : x + w]
-    luma = cv2.cvtColor(patch, cv2.COLOR_BGR2YCrCb)[..., 0].astype(np.float64)
+    luma = bgr2y(patch)  # the metrics' (MATLAB) Y, float64
     detail = float(cv2.Laplacian(luma, cv2.CV_64F, ksize=3).std())
     gx = cv2.Sobel(luma, cv2.CV_64F, 1, 0, ksize=3)
     gy = cv2.Sobel(luma, cv2.CV_64F, 0, 1, ksize=3)
