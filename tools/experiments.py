@@ -8,6 +8,7 @@ then written to ``data/experiments/<name>`` with provenance
 
     python tools/experiments.py run [NAME ...]     # default: all, in order
     python tools/experiments.py run --size quick NAME   # the params file's `quick` overrides
+    python tools/experiments.py archive NAME       # finished runs -> data/runs/NAME (commit)
     python tools/experiments.py list
     python tools/experiments.py readme [--check]  # README section from the stored results
 """
@@ -44,6 +45,16 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
 #: (issue 28; `run` refuses these studies until the entry is removed with the code).
 NOT_READY: dict[str, str] = {}
 
+#: Finished runs of studies in progress, committed so that a study of several hours resumes
+#: in another session or on another machine (``tools/experiments.py archive NAME``).
+ARCHIVE_DIR = REPO_ROOT / "data" / "runs"
+
+#: Studies whose runs may be scored on the test images as soon as each finishes (no rule
+#: waits on the other runs), so that their archive needs no weights.
+SCORE_AS_FINISHED: dict[str, str] = {
+    "deep_trunk_v2": "esrgan_lab.lab.arch_study:score_finished",
+}
+
 #: Where each experiment's sizes are in its notebook's params file (default ``study``).
 CONFIG_SECTION: dict[str, str] = {
     name: section for name, (_nb, section, _reg) in findings.REDESIGNED.items()
@@ -75,15 +86,56 @@ def training_seconds(folder: Path) -> float:
     return total
 
 
+def _function(target: str):
+    module, func = target.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def run_folder(name: str, size: str) -> Path:
+    return REPO_ROOT / "runs" / "experiments" / (name if size == "full" else f"{name}_{size}")
+
+
+def archive_meta(name: str, size: str) -> dict:
+    """What an archive's runs were trained under: the registration's hash and the sizes."""
+    notebook, _ = EXPERIMENTS[name]
+    reg = findings.registration(name) if name in findings.REDESIGNED else None
+    return {
+        "experiment": name,
+        "size": size,
+        "registration_sha256": reg and findings.registration_hash(reg),
+        "params": study_params(notebook, size, CONFIG_SECTION.get(name, "study")),
+    }
+
+
+def archive(name: str, size: str = "full") -> None:
+    """Copy the finished runs of ``name`` into ``data/runs/<name>`` (commit it)."""
+    from esrgan_lab.lab.runs import archive_runs
+
+    folder = run_folder(name, size)
+    meta = archive_meta(name, size)
+    if name in SCORE_AS_FINISHED:
+        _function(SCORE_AS_FINISHED[name])(meta["params"], folder)
+    dest = ARCHIVE_DIR / (name if size == "full" else f"{name}_{size}")
+    done = archive_runs(folder, dest, meta)
+    print(f"{name}: {len(done)} finished runs in {dest.relative_to(REPO_ROOT)}")
+
+
 def run(name: str, size: str = "full", *, skip_optional: bool = False) -> None:
     if name in NOT_READY:
         raise SystemExit(
             f"{name} is registered (issue 28) but its runner is not ready: {NOT_READY[name]}"
         )
+    from esrgan_lab.lab.runs import restore_runs
+
     notebook, target = EXPERIMENTS[name]
-    module, func = target.split(":")
-    study = getattr(importlib.import_module(module), func)
+    study = _function(target)
     params = study_params(notebook, size, CONFIG_SECTION.get(name, "study"))
+    folder = run_folder(name, size)
+    # Runs finished in earlier sessions (committed by `archive`) are read, not retrained.
+    archived = ARCHIVE_DIR / folder.name
+    restored = restore_runs(archived, folder, archive_meta(name, size))
+    if restored:
+        print(f"== {name}: {len(restored)} finished runs restored from {archived}", flush=True)
     # Optional arms (architecture_v2's residual blocks at beta 0.2, trained last): their
     # claims read "not run" when left out.
     extra = {"optional": False} if skip_optional and params.get("optional_arms") else {}
@@ -100,7 +152,6 @@ def run(name: str, size: str = "full", *, skip_optional: bool = False) -> None:
             "registered": "before the run",
         }
     start = time.time()
-    folder = REPO_ROOT / "runs" / "experiments" / (name if size == "full" else f"{name}_{size}")
     results, images = study(params, folder, progress=True, **extra)
     prov.update(
         {
@@ -110,6 +161,9 @@ def run(name: str, size: str = "full", *, skip_optional: bool = False) -> None:
             "train_seconds": round(training_seconds(folder), 1),
             "precision": "fp32 (channels_last); bf16 only where native",
             "size": size,
+            # Runs trained in earlier sessions; each one's own metrics.json names its
+            # commit, machine and dates.
+            "restored_runs": restored,
             "command": f"make experiments NAME={name}"
             + ("" if size == "full" else f" SIZE={size}")
             + (" (optional arms skipped: --skip-optional)" if extra else ""),
@@ -191,12 +245,20 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="leave out a study's optional arms (architecture_v2; their claims read 'not run')",
     )
+    arch_p = sub.add_parser(
+        "archive", help="copy a study's finished runs into data/runs/<name> (to commit)"
+    )
+    arch_p.add_argument("name", choices=list(EXPERIMENTS))
+    arch_p.add_argument("--size", choices=("full", "quick"), default="full")
     sub.add_parser("list", help="list the experiments")
     readme_p = sub.add_parser("readme", help="render README.md's stored-experiment section")
     readme_p.add_argument("--check", action="store_true", help="exit 1 if it is stale")
     args = parser.parse_args(argv)
     if args.cmd == "readme":
         return render_readme(args.check)
+    if args.cmd == "archive":
+        archive(args.name, args.size)
+        return 0
     if args.cmd == "list":
         for name, (notebook, target) in EXPERIMENTS.items():
             print(f"{name:<14} {notebook:<26} {target}")

@@ -550,3 +550,22 @@ def run_deep_experiment(
         "growth": growth_at_init(nf, gc, nb),
     }
     return results, {}
+
+
+def score_finished(params: Mapping[str, object], out: str | Path) -> int:
+    """Score every finished run under ``out`` on the test images now (``test_scores.json``
+    in its stage folder, as :func:`scored_record` keeps it); returns how many.
+
+    For ``deep_trunk_v2`` only: its registration fixes the length in advance and no rule
+    waits on the other runs, so a run scored as soon as it finishes is scored exactly as at
+    the end, and its archive (:func:`~esrgan_lab.lab.runs.archive_runs`) can leave the
+    weights out. ``architecture_v2`` must not use it: its stopping rule comes first.
+    """
+    from .runs import finished_stages, read_run
+
+    test = standard_test_sets(params)
+    stages = finished_stages(out)
+    for stage_dir in stages:
+        seed = int(stage_dir.parent.name.rsplit("_seed", 1)[1])
+        scored_record(read_run(stage_dir.parent.name, stage_dir), seed, test)
+    return len(stages)

@@ -172,8 +172,10 @@ def train_one(
     """One run of :func:`train_grid`: ``base`` with ``overrides`` and ``seed``, trained into
     ``folder`` (continued when a run is already there; a finished one is only read)."""
     cfg = make_config(base, seed=seed, stages=[stage], **overrides)
-    resume = (Path(folder) / stage).is_dir()
-    return run_config(name, cfg, folder, resume=resume)[stage]
+    stage_dir = Path(folder) / stage
+    if (stage_dir / "metrics.json").is_file() and not (stage_dir / "checkpoints").is_dir():
+        return read_run(name, stage_dir)  # finished elsewhere, put back by restore_runs
+    return run_config(name, cfg, folder, resume=stage_dir.is_dir())[stage]
 
 
 def print_run(run: Run, seed: int) -> None:
@@ -200,3 +202,85 @@ def run_record(run: Run, seed: int, keys: Sequence[str] = ("val_psnr", "l_pix"))
         "iterations": run.metrics["iterations"],
         "diverged_at": run.metrics.get("diverged_at"),
     }
+
+
+#: The trainer's stage folders (:attr:`TrainConfig.stages`).
+STAGES = ("psnr", "gan")
+#: What :func:`archive_runs` keeps of a finished stage (weights only while unscored).
+ARCHIVED_FILES = ("metrics.json", "log.csv", "test_scores.json")
+#: The archive's description of what its runs were trained under.
+ARCHIVE_META = "archive.json"
+
+
+def finished_stages(out: str | Path) -> list[Path]:
+    """The stage folders under a study's run folder whose training finished (the trainer
+    wrote the stage's ``metrics.json`` at the end), sorted."""
+    return sorted(p.parent for p in Path(out).glob("**/*/metrics.json") if p.parent.name in STAGES)
+
+
+def archive_runs(out: str | Path, archive: str | Path, meta: Mapping[str, Any]) -> list[str]:
+    """Copy every finished run of ``out`` into ``archive`` (a folder that is committed), so
+    that a study of several hours resumes on another machine or in another session.
+
+    Per stage: :data:`ARCHIVED_FILES`, and the generator's weights only when the run has
+    no ``test_scores.json`` yet (its scoring still needs them). ``meta`` (the study's
+    registration hash and sizes) is written beside them; :func:`restore_runs` refuses an
+    archive whose ``meta`` differs.
+
+    Returns:
+        The stage folders archived, relative to ``out``.
+    """
+    from ..fileio import atomic_write_bytes, atomic_write_text
+
+    out, archive = Path(out), Path(archive)
+    old = archive / ARCHIVE_META
+    if old.is_file() and json.loads(old.read_text()) != json.loads(json.dumps(meta)):
+        raise ValueError(f"{archive} holds runs made under another registration or size")
+    done = []
+    for stage_dir in finished_stages(out):
+        rel = stage_dir.relative_to(out)
+        scored = (stage_dir / "test_scores.json").is_file()
+        names = list(ARCHIVED_FILES) + ([] if scored else ["net_g.safetensors"])
+        for file in names:
+            src = stage_dir / file
+            if src.is_file():
+                atomic_write_bytes(archive / rel / file, src.read_bytes())
+        if scored:  # weights archived before the run was scored are not needed now
+            (archive / rel / "net_g.safetensors").unlink(missing_ok=True)
+        done.append(str(rel))
+    atomic_write_text(old, json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    return done
+
+
+def restore_runs(archive: str | Path, out: str | Path, meta: Mapping[str, Any]) -> list[str]:
+    """Put the archived runs (:func:`archive_runs`) back under ``out`` where ``out`` has no
+    such run yet; :func:`train_one` then reads them instead of training them again.
+
+    Raises:
+        ConfigError: The archive was made under another registration or size than
+            ``meta``: its runs are not the runs this study would train.
+
+    Returns:
+        The stage folders restored, relative to ``out``.
+    """
+    import shutil
+
+    from ..errors import ConfigError
+
+    archive, out = Path(archive), Path(out)
+    if not (archive / ARCHIVE_META).is_file():
+        return []
+    stored = json.loads((archive / ARCHIVE_META).read_text())
+    if stored != json.loads(json.dumps(meta)):
+        raise ConfigError(
+            f"{archive} holds runs made under another registration or size than the study "
+            "now asks for; remove it to rerun them"
+        )
+    done = []
+    for stage_dir in finished_stages(archive):
+        rel = stage_dir.relative_to(archive)
+        if (out / rel.parent).exists():
+            continue
+        shutil.copytree(stage_dir, out / rel)
+        done.append(str(rel))
+    return done

@@ -312,3 +312,54 @@ def test_deep_trunk_v2_findings_carry_still_rising(tmp_path, monkeypatch) -> Non
     assert "still rising" not in F.render(found["deep_scaling_only"], notes=False)
     stored = json.loads((tmp_path / "deep_trunk_v2" / "results.json").read_text())
     assert stored["rising"]["still_rising"] == [DEEP[1]]
+
+
+# --------------------------------------------------------------------------- across sessions
+
+
+def test_deep_study_resumes_from_its_archive_without_training(tmp_path, monkeypatch) -> None:
+    """A study run part way in one session and archived (the files that are committed) is
+    finished in another whose run folder is gone: the archived runs are read, not trained
+    again, and the results equal an uninterrupted run's. The archive keeps no weights of a
+    scored run, and refuses to restore under other sizes."""
+    from esrgan_lab.lab import runs
+
+    params = _params(tmp_path, seeds=[0], val_every=1)
+    for key in ("arms", "optional_arms", "gallery_image"):
+        params.pop(key)
+    meta = {"registration_sha256": "x", "params": params}
+    first, archive = tmp_path / "first", tmp_path / "archive"
+    whole, _ = arch.run_deep_experiment(params, first)
+    assert arch.score_finished(params, first) == len(DEEP)
+    stored = runs.archive_runs(first, archive, meta)
+    assert stored == [f"{i}_seed0/psnr" for i in range(len(DEEP))]
+    files = sorted(p.name for p in (archive / "0_seed0" / "psnr").iterdir())
+    assert files == ["log.csv", "metrics.json", "test_scores.json"]
+
+    second = tmp_path / "second"  # a new session: no run folder, only the archive
+    assert runs.restore_runs(archive, second, meta) == stored
+    monkeypatch.setattr(runs, "run_config", lambda *a, **k: pytest.fail("trained again"))
+    again, _ = arch.run_deep_experiment(params, second)
+    assert again == whole
+    assert runs.restore_runs(archive, second, meta) == []  # nothing left to restore
+    with pytest.raises(ConfigError, match="another registration or size"):
+        runs.restore_runs(archive, tmp_path / "third", meta | {"params": {}})
+    with pytest.raises(ValueError, match="another registration or size"):
+        runs.archive_runs(first, archive, meta | {"registration_sha256": "y"})
+
+
+def test_an_unscored_run_is_archived_with_its_weights(tmp_path) -> None:
+    """architecture_v2 scores only after its stopping rule, so its archived runs keep the
+    generator's weights until then (and drop them once scored)."""
+    from esrgan_lab.lab import runs
+
+    params = _params(tmp_path, seeds=[0], arms=["RRDB, beta 1"], optional_arms=[])
+    runs.train_grid({"a": {}}, arch.study_config(params), tmp_path / "out")
+    runs.archive_runs(tmp_path / "out", tmp_path / "archive", {"m": 1})
+    stage = tmp_path / "archive" / "0_seed0" / "psnr"
+    assert (stage / "net_g.safetensors").read_bytes() == (
+        tmp_path / "out" / "0_seed0" / "psnr" / "net_g.safetensors"
+    ).read_bytes()
+    arch.score_finished(params, tmp_path / "out")
+    runs.archive_runs(tmp_path / "out", tmp_path / "archive", {"m": 1})
+    assert not (stage / "net_g.safetensors").exists() and (stage / "test_scores.json").is_file()
