@@ -692,9 +692,20 @@ def evaluate(
 
 def study_findings(study: str) -> list[Finding]:
     """The stored study's findings, after checking its registration (see the module
-    docstring); raises :class:`RegistrationChanged` when it must be rerun."""
+    docstring); raises :class:`RegistrationChanged` when it must be rerun. A redesigned
+    study that is not stored yet gives its registered claims with the outcome "not run"."""
     from .experiments import EXPERIMENTS_DIR, load_artifact
 
+    if study in REDESIGNED and not (EXPERIMENTS_DIR / study / "results.json").is_file():
+        # Registered, not stored yet: each claim with its endpoint and rule, outcome "not run".
+        note = (
+            f"Registered before any run; no stored result yet (`make experiments NAME={study}`;"
+            " a study in progress keeps its finished runs in `data/runs/`)."
+        )
+        return [
+            Finding(study, c, None, "not run", "before the run", (note,))
+            for c in registered_claims(study)
+        ]
     art = load_artifact(EXPERIMENTS_DIR / study)
     registered = check_registration(study, art.provenance)
     return evaluate(study, art.results, registered_claims(study), registered)
@@ -711,10 +722,15 @@ def render(f: Finding, notes: bool = True) -> str:
         "project": f"Project's question (not a claim of the paper; nearest text: {c.where})",
     }.get(c.source, f"{c.source} ({c.where})")
     metric = c.endpoint.metric.replace("_", " ")
-    if e is None:  # an optional arm that was not trained
+    head = (
+        f"{who}: {c.claim}. A = '{c.arms[0]}', B = '{c.arms[1]}'; endpoint {metric} "
+        f"({c.endpoint.aggregate}, {c.endpoint.images}); predicted: A {c.direction} than B. "
+    )
+    if e is None:  # an optional arm that was not trained, or a study not stored yet
         return (
-            f"{who}: {c.claim}. A = '{c.arms[0]}', B = '{c.arms[1]}'; endpoint {metric}. "
-            "**Not run**." + (" " + " ".join(f.notes) if f.notes else "")
+            head
+            + f"Decision rule: {c.rule}. **Not run**."
+            + (" " + " ".join(f.notes) if f.notes else "")
         )
     side = e.image_above if c.direction == "higher" else e.image_below
     images = (
@@ -726,10 +742,6 @@ def render(f: Finding, notes: bool = True) -> str:
         "registered before the run"
         if not f.exploratory
         else "registered after the run: exploratory"
-    )
-    head = (
-        f"{who}: {c.claim}. A = '{c.arms[0]}', B = '{c.arms[1]}'; endpoint {metric} "
-        f"({c.endpoint.aggregate}, {c.endpoint.images}); predicted: A {c.direction} than B. "
     )
     interval = (
         f"95 % interval [{e.low:+.3f}, {e.high:+.3f}] (paired over seeds {list(e.seeds)}: "
@@ -760,6 +772,33 @@ def render(f: Finding, notes: bool = True) -> str:
 def render_markdown(study: str, notes: bool = True) -> str:
     """A stored study's findings as a Markdown list (the notebooks display this)."""
     return "\n".join(f"* {render(f, notes)}" for f in study_findings(study))
+
+
+def render_redesigned(notebook: str) -> str:
+    """Markdown for the issue-28 studies a notebook's params file registers: per study, its
+    size (what it can show against the paper's 23-block generator trained for hundreds of
+    thousands of iterations on DF2K), then its claims (:func:`render_markdown`: the design
+    and "not run" until stored, the verdicts after)."""
+    from .experiments import notebook_params
+
+    params, out = notebook_params(notebook), []
+    for study, (nb, section, _reg) in REDESIGNED.items():
+        if nb != notebook:
+            continue
+        size = params[section]
+        model = (
+            f"{size['num_block']} blocks of {size['num_feat']} features"
+            if "num_block" in size
+            else f"stage 2 from {size['pretrained']}"
+        )
+        out.append(
+            f"**{study}**: {model}, {size['iterations']:,} iterations of batch "
+            f"{size['batch_size']} x {size['gt_size']} px, seeds {size['seeds']}; "
+            f"train {' + '.join(size['train'])}, validation {' + '.join(size['val'])}, "
+            f"test {' + '.join(size['test'])}."
+        )
+        out.append(render_markdown(study))
+    return "\n\n".join(out)
 
 
 def paper_references(study: str) -> str:

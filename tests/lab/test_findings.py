@@ -70,3 +70,26 @@ def test_every_claim_names_its_reference_and_sentence() -> None:
             assert c.direction in ("higher", "lower") and c.endpoint.metric in F.ENDPOINTS
             assert "Fig." not in c.where  # figure numbers not checked against the paper
         assert "Rests on:" in F.paper_references(study)
+
+
+@pytest.mark.parametrize("study", sorted(F.REDESIGNED))
+def test_a_registered_study_without_results_renders_its_design(study, tmp_path, monkeypatch):
+    """Before its results are stored, a redesigned study shows each registered claim with
+    its arms, endpoint, direction and decision rule, and the outcome "not run"; once stored,
+    the same call gives the verdicts (here: refused, as a stored artifact must be)."""
+    from esrgan_lab.lab import experiments
+
+    monkeypatch.setattr(experiments, "EXPERIMENTS_DIR", tmp_path)
+    found = F.study_findings(study)
+    claims = F.registered_claims(study)
+    assert [f.claim for f in found] == claims
+    assert {f.outcome for f in found} == {"not run"} and not any(f.exploratory for f in found)
+    for f in found:
+        text = F.render(f)
+        assert f.claim.rule in text and f.claim.endpoint.aggregate in text
+        assert f"predicted: A {f.claim.direction} than B" in text
+        assert text.count("**Not run**") == 1 and f"NAME={study}" in text
+    (tmp_path / study).mkdir()
+    (tmp_path / study / "results.json").write_text("{}")
+    with pytest.raises(FileNotFoundError):  # a stored result is read, not the design
+        F.study_findings(study)
