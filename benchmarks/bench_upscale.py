@@ -10,8 +10,9 @@ Measured in one run, on the same random-weight RRDBNet and the same inputs:
 * ``upscale contiguous``: the same engine with ``channels_last=False``;
 * ``upscale bf16``: ``dtype="bf16"`` (not the default: a precision change), only where the
   CPU computes bf16 natively;
-* ``onnxruntime``: the model exported to ONNX (TorchScript exporter, dynamic H/W) and
-  run by ONNX Runtime's CPU provider (export time reported separately);
+* ``onnxruntime``: the model exported to ONNX by the package (``export_onnx``: TorchScript
+  exporter, dynamic H/W) and run by its ONNX Runtime wrapper (``OnnxModel``, CPU provider)
+  without the upscale engine around it (export time reported separately);
 * ``upscale onnxruntime``: ``upscale(backend="onnxruntime")`` with a warm cache (the
   engine's own cached export, in a temporary ``ESRGAN_LAB_WEIGHTS``; the cold first
   call, which exports, is timed once and printed separately). Per call it still hashes
@@ -79,37 +80,24 @@ def reference_loop(model: torch.nn.Module, image: np.ndarray) -> np.ndarray:
     return (output * 255.0).round().astype(np.uint8)
 
 
-def export_onnx(model: torch.nn.Module, path: Path) -> float:
-    t0 = time.perf_counter()
+def onnx_runner(model: torch.nn.Module, path: Path) -> tuple[float, Callable]:
+    """The package's ONNX path without the engine: :func:`~esrgan_lab.inference.onnx.export_onnx`
+    (unchecked here: every variant's output is compared with the reference below) and
+    :class:`~esrgan_lab.inference.onnx.OnnxModel` at this process's thread count, around the
+    project's one array<->tensor conversion. Returns ``(export seconds, image -> image)``."""
+    from esrgan_lab.data.images import array_to_tensor, tensor_to_array
+    from esrgan_lab.inference.onnx import OnnxModel, export_onnx
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model,
-            (torch.rand(1, 3, 32, 32),),
-            str(path),
-            input_names=["lq"],
-            output_names=["sr"],
-            dynamic_axes={"lq": {2: "h", 3: "w"}, "sr": {2: "H", 3: "W"}},
-            opset_version=17,
-            dynamo=False,
-        )
-    return time.perf_counter() - t0
-
-
-def onnx_runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        exported = export_onnx(model, path, check=False)
+    session = OnnxModel(path, threads=torch.get_num_threads())
 
     def run(image: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(image[:, :, ::-1].transpose(2, 0, 1))[None] / np.float32(255)
-        y = session.run(None, {"lq": x.astype(np.float32)})[0][0]
-        y = np.clip(y, 0, 1)[::-1].transpose(1, 2, 0)
-        return np.rint(y * 255).astype(np.uint8)
+        out = session.run(array_to_tensor(image).numpy())
+        return tensor_to_array(torch.from_numpy(out))
 
-    return run
+    return exported.seconds, run
 
 
 def speed(num_block: int, sizes: list[int], repeat: int, onnx: bool) -> list[dict]:
@@ -145,8 +133,7 @@ def _speed(num_block: int, sizes: list[int], repeat: int, onnx: bool) -> list[di
         )
         path = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench_rrdbnet_nb{num_block}.onnx"
         try:
-            seconds = export_onnx(model, path)
-            run_onnx = onnx_runner(path)
+            seconds, run_onnx = onnx_runner(model, path)
             print(f"ONNX export ({num_block} blocks): {seconds:.1f} s", flush=True)
         except Exception as exc:  # noqa: BLE001 - report and go on without it
             print(f"ONNX export failed: {type(exc).__name__}: {exc}", flush=True)

@@ -33,6 +33,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from esrgan_lab.lab.precision_study import AutocastModel  # noqa: E402
 from esrgan_lab.model.complexity import complexity_report  # noqa: E402
 from esrgan_lab.model.rrdbnet import RRDBNet  # noqa: E402
 from esrgan_lab.timing import time_runs  # noqa: E402
@@ -95,17 +97,21 @@ def build_model(args: argparse.Namespace) -> torch.nn.Module:
     ).eval()
 
 
-def forward(model: torch.nn.Module, x: torch.Tensor, mode: str) -> torch.Tensor:
-    """One inference in ``mode``; float32 output."""
+def make_runner(model: torch.nn.Module, mode: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``x -> float32 output`` in ``mode``: fp16/bf16 through the package's
+    :class:`~esrgan_lab.lab.precision_study.AutocastModel` (weights stay fp32), fp32 and
+    tf32 as the plain model with TF32 set for the call."""
     if mode in ("fp16", "bf16"):
-        dtype = torch.float16 if mode == "fp16" else torch.bfloat16
-        with torch.autocast(device_type=x.device.type, dtype=dtype):
+        return AutocastModel(model, torch.float16 if mode == "fp16" else torch.bfloat16)
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        set_tf32(mode == "tf32")
+        try:
             return model(x).float()
-    set_tf32(mode == "tf32")
-    try:
-        return model(x).float()
-    finally:
-        set_tf32(False)
+        finally:
+            set_tf32(False)
+
+    return run
 
 
 def mode_supported(mode: str, device: torch.device) -> str | None:
@@ -130,11 +136,11 @@ def output_differences(
     the image); ``raw_*`` compare the unclamped outputs (a random model's outputs are
     mostly outside [0, 1], where clamping hides every difference).
     """
-    ref_raw = forward(model, x, "fp32").double()
+    ref_raw = make_runner(model, "fp32")(x).double()
     ref = ref_raw.clamp(0, 1)
     out = {}
     for mode in modes:
-        y_raw = forward(model, x, mode).double()
+        y_raw = make_runner(model, mode)(x).double()
         d = (y_raw.clamp(0, 1) - ref).abs()
         d_raw = (y_raw - ref_raw).abs()
         out[mode] = {
@@ -159,16 +165,16 @@ def ort_points(
         return [], "onnxruntime has no CUDAExecutionProvider (onnxruntime-gpu not installed)"
     import tempfile
 
-    from esrgan_lab.inference.onnx import export_onnx
+    from esrgan_lab.inference.onnx import OnnxModel, export_onnx
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
         export_onnx(model.cpu(), path, check=False)
-        sess = ort.InferenceSession(str(path), providers=["CUDAExecutionProvider"])
+        sess = OnnxModel(path, providers=["CUDAExecutionProvider"])
         for b in batches:
             x = torch.rand(b, 3, args.size, args.size).numpy()
-            run = lambda x=x: sess.run(None, {"lq": x})  # noqa: E731
+            run = lambda x=x: sess.run(x)  # noqa: E731
             times = time_runs(run, args.repeats, args.warmup).tolist()
             med = sorted(times)[len(times) // 2]
             rows.append(
@@ -229,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     print(header)
     out_of_time = False
     for mode in runnable:
+        runner = make_runner(model, mode)
         for b in batches:
             if time.perf_counter() - t_start > args.budget:
                 out_of_time = True
@@ -238,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
                 x = x.contiguous(memory_format=torch.channels_last)
             try:
                 sync = torch.cuda.synchronize if device.type == "cuda" else None
-                run = lambda x=x, mode=mode: forward(model, x, mode)  # noqa: E731
+                run = lambda x=x, runner=runner: runner(x)  # noqa: E731
                 times = time_runs(run, args.repeats, args.warmup, sync).tolist()
             except torch.cuda.OutOfMemoryError:
                 print(f"{mode:<6} {b:>5}  out of memory")
