@@ -32,12 +32,19 @@ def test_store_notebook_keeps_checked_outputs_and_images(tmp_path, monkeypatch):
     returned = nbformat.v4.new_code_cell(
         "from matplotlib.figure import Figure\nfig = Figure(figsize=(2, 1))\nfig.add_subplot()\nfig"
     )
+    shown = nbformat.v4.new_code_cell(
+        "import sys\nfrom IPython.display import display\nprint('timing')\n"
+        "print('warn', file=sys.stderr)\n"
+        "display({'text/html': '<pre></pre>', 'text/plain': ''}, raw=True)"  # rich's empty view
+    )
+    shown.metadata["tags"] = ["store-output"]
     nb.cells = [
         nbformat.v4.new_markdown_cell("# title"),
         checked,
         nbformat.v4.new_code_cell("print('not pinned')"),
         plot,
         returned,
+        shown,
     ]
     path = tmp_path / "t.ipynb"
     nbformat.write(nb, path)
@@ -45,7 +52,8 @@ def test_store_notebook_keeps_checked_outputs_and_images(tmp_path, monkeypatch):
     stored = nbformat.read(path, as_version=4)
     assert stored.cells[1].outputs[0]["text"] == "42\n"
     assert stored.cells[2].outputs == [] and stored.cells[2].execution_count is None
-    for cell in stored.cells[3:]:
+    assert [o.get("text") for o in stored.cells[5].outputs] == ["timing\n"]  # no stderr
+    for cell in stored.cells[3:5]:
         assert [o.output_type for o in cell.outputs] in (["display_data"], ["execute_result"])
         assert "image/png" in cell.outputs[0].data
     assert "papermill" not in stored.metadata

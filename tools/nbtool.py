@@ -8,7 +8,8 @@
   wrote (an old figure no notebook shows any more).
 * :func:`store_notebook` executes one notebook and writes it back for the reader who
   does not run it: the outputs of cells tagged ``nbval-check-output`` (the invariants
-  nbval compares, source listings among them) and every image a cell displays (the
+  nbval compares, source listings among them) or ``store-output`` (machine-dependent
+  results, shown and not compared) and every image a cell displays (the
   figures it saves, the widgets' static views), as GitHub and JupyterLab render them.
   Everything else (progress prints, warnings, text reprs) is dropped, so the stored files
   diff cleanly. The kernel runs with matplotlib's inline backend and the widgets'
@@ -32,6 +33,10 @@ NOTEBOOKS = REPO_ROOT / "notebooks"
 BUILD = REPO_ROOT / "build" / "notebooks"
 KERNEL = "python3"
 CHECK_TAG = "nbval-check-output"
+#: Outputs kept for the reader but not compared by nbval (``make test`` runs ``--nbval-lax``,
+#: which compares only :data:`CHECK_TAG` cells): results that depend on the machine, such as
+#: latencies and int8/bf16 output changes, which a reader should still see unrun.
+SHOW_TAG = "store-output"
 #: The kernel's environment while storing: inline figures (what JupyterLab shows) and the
 #: widgets' static views (``esrgan_lab.lab.widgets``' headless rule).
 STORE_ENV = {
@@ -63,19 +68,34 @@ def stored_outputs(cell) -> list:
     """The outputs :func:`store_notebook` keeps of one executed code cell.
 
     A checked cell keeps what nbval compares (no stderr, no images: ``make test`` runs with
-    the Agg backend); any other cell keeps only the images it displayed.
+    the Agg backend), and so does a :data:`SHOW_TAG` cell (shown, not compared); any other
+    cell keeps only the images it displayed.
     """
-    if CHECK_TAG in cell.metadata.get("tags", []):
-        return [
+    tags = set(cell.metadata.get("tags", []))
+    if {CHECK_TAG, SHOW_TAG} & tags:
+        kept = [
             o
             for o in cell.outputs
             if not (o.output_type == "stream" and o.name == "stderr") and not _is_image(o)
         ]
+        # A shown cell is not compared: leave out what a reader cannot see unrun.
+        return kept if CHECK_TAG in tags else [o for o in kept if _readable(o)]
     return [
         o
         for o in cell.outputs
         if o.output_type in ("display_data", "execute_result") and _is_image(o)
     ]
+
+
+def _readable(output) -> bool:
+    """Whether a stored output shows anything without a kernel: not a widget view (its state
+    is not stored; a progress bar reads "Output()") and not an empty display."""
+    if output.output_type == "stream":
+        return bool("".join(output.text).strip())
+    data = output.get("data", {})
+    if "application/vnd.jupyter.widget-view+json" in data:
+        return False
+    return any("".join(data.get(kind, "")).strip() for kind in ("text/markdown", "text/plain"))
 
 
 def _snapshot(folder: Path) -> dict[str, float]:
