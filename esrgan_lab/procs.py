@@ -17,11 +17,6 @@ group, and the parent alone decides what an interrupt means: stop the pool, remo
 temporaries) and puts back SIGTERM's default action (a forked child inherits the parent's
 handlers); DataLoader workers keep the handlers torch gives them.
 
-:func:`signals_to_main_thread` is the parent's half: the helper threads a process pool
-starts (its manager thread, its queue's feeder thread) block SIGINT and SIGTERM, so that the
-kernel hands an interrupt to the main thread, the only one where Python runs signal
-handlers.
-
 ``PR_SET_PDEATHSIG`` fires when the *thread* that forked the child ends; the pools and
 loaders here are started from the thread that then waits on them, so that is the parent's
 lifetime in practice.
@@ -29,50 +24,17 @@ lifetime in practice.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 #: ``PR_SET_PDEATHSIG`` from ``<linux/prctl.h>``.
 PR_SET_PDEATHSIG = 1
 #: Poll interval of the fallback watchdog thread.
 POLL_SECONDS = 0.5
-#: The signals that stop a pool's parent: Ctrl-C and a scheduler's ``kill``.
-STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
-
-
-@contextlib.contextmanager
-def signals_to_main_thread() -> Iterator[None]:
-    """Block :data:`STOP_SIGNALS` in the calling (main) thread while the block runs.
-
-    Threads and processes started inside inherit the block; the main thread's mask is
-    restored on exit. Why: the kernel delivers a process-directed signal to any thread that
-    does not block it, and prefers another thread when the main one already has a signal
-    pending. Python runs handlers in the main thread only, so an interrupt taken by a pool's
-    manager or feeder thread leaves the main thread asleep in its wait for the next finished
-    job, and the interrupt can be acted on late or not at all. The intermittent failure of
-    the Ctrl-C test in full test runs (exit 0 instead of 130, or no exit within 15 s; never
-    reproduced alone) fits this. Started inside this block, those threads never take it.
-    Children forked inside inherit the block too: :class:`DieWithParent` lifts it.
-
-    A no-op off the main thread and where ``pthread_sigmask`` does not exist.
-    """
-    if (
-        not hasattr(signal, "pthread_sigmask")
-        or threading.current_thread() is not threading.main_thread()
-    ):
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _set_pdeathsig(sig: int) -> bool:
@@ -117,8 +79,6 @@ class DieWithParent:
         if self.pool_signals:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_IGN)
-            if hasattr(signal, "pthread_sigmask"):  # forked inside signals_to_main_thread
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         if not _set_pdeathsig(signal.SIGKILL):
             threading.Thread(target=_watch, args=(self.parent,), daemon=True).start()
         if os.getppid() != self.parent:  # the parent died before the prctl took hold

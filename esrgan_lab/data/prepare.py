@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from ..errors import ConfigError, DataError
 from ..fileio import atomic_write_text
-from ..procs import DieWithParent, signals_to_main_thread
+from ..procs import DieWithParent
 from .images import IMAGE_EXTENSIONS, read_image
 
 #: BasicSR's settings for the DIV2K HR images (``extract_subimages.py``).
@@ -277,14 +277,13 @@ def _cut_one(job: _Job) -> _Done:
 
 def _run_jobs(jobs: Sequence[_Job], workers: int, progress: bool) -> list[_Done]:
     """Run the jobs in-process (``workers == 1``) or on a process pool, with a bar."""
-    with signals_to_main_thread():  # tqdm's monitor thread, where it starts one
-        bar = tqdm(
-            total=len(jobs),
-            unit="img",
-            desc="prepare-data",
-            file=sys.stderr,
-            disable=None if progress else True,
-        )
+    bar = tqdm(
+        total=len(jobs),
+        unit="img",
+        desc="prepare-data",
+        file=sys.stderr,
+        disable=None if progress else True,
+    )
     done: list[_Done] = []
     try:
         if workers <= 1 or len(jobs) <= 1:
@@ -292,14 +291,12 @@ def _run_jobs(jobs: Sequence[_Job], workers: int, progress: bool) -> list[_Done]
                 done.append(_cut_one(job))
                 bar.update()
             return done
-        # Workers die with this process (SIGKILL included) and leave Ctrl-C to it; the
-        # pool's threads, started by the first submit, leave it to the main thread.
+        # Workers die with this process (SIGKILL included) and leave Ctrl-C to it.
         pool = ProcessPoolExecutor(
             max_workers=min(workers, len(jobs)), initializer=DieWithParent(os.getpid())
         )
         try:
-            with signals_to_main_thread():
-                futures = [pool.submit(_cut_one, job) for job in jobs]
+            futures = [pool.submit(_cut_one, job) for job in jobs]
             for future in as_completed(futures):
                 done.append(future.result())
                 bar.update()
