@@ -67,7 +67,9 @@ def test_notebook_01_runs_in_jupyterlab(chromium, tmp_path):
         server_pid = server.process.pid
         with lab_browser.chromium_page(chromium) as page:
             try:
-                result = lab_browser.run_notebook(page, server, NOTEBOOK.name, timeout=100)
+                # A guard against a hang, not a speed target (those live in benchmarks/): with
+                # a training run sharing the 2 cores, running 01 took more than 100 s.
+                result = lab_browser.run_notebook(page, server, NOTEBOOK.name, timeout=600)
             except Exception:
                 page.screenshot(path=str(shots / "01_architecture_failure.png"))
                 raise
