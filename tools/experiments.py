@@ -115,7 +115,7 @@ def archive(name: str, size: str = "full") -> None:
     meta = archive_meta(name, size)
     if name in SCORE_AS_FINISHED:
         _function(SCORE_AS_FINISHED[name])(meta["params"], folder)
-    dest = ARCHIVE_DIR / (name if size == "full" else f"{name}_{size}")
+    dest = ARCHIVE_DIR / folder.name
     done = archive_runs(folder, dest, meta)
     print(f"{name}: {len(done)} finished runs in {dest.relative_to(REPO_ROOT)}")
 

@@ -218,6 +218,12 @@ def finished_stages(out: str | Path) -> list[Path]:
     return sorted(p.parent for p in Path(out).glob("**/*/metrics.json") if p.parent.name in STAGES)
 
 
+def _other_meta(archive: Path, meta: Mapping[str, Any]) -> bool:
+    """Whether ``archive`` holds runs made under another ``meta`` (compared as JSON)."""
+    path = archive / ARCHIVE_META
+    return path.is_file() and json.loads(path.read_text()) != json.loads(json.dumps(meta))
+
+
 def archive_runs(out: str | Path, archive: str | Path, meta: Mapping[str, Any]) -> list[str]:
     """Copy every finished run of ``out`` into ``archive`` (a folder that is committed), so
     that a study of several hours resumes on another machine or in another session.
@@ -233,8 +239,7 @@ def archive_runs(out: str | Path, archive: str | Path, meta: Mapping[str, Any]) 
     from ..fileio import atomic_write_bytes, atomic_write_text
 
     out, archive = Path(out), Path(archive)
-    old = archive / ARCHIVE_META
-    if old.is_file() and json.loads(old.read_text()) != json.loads(json.dumps(meta)):
+    if _other_meta(archive, meta):
         raise ValueError(f"{archive} holds runs made under another registration or size")
     done = []
     for stage_dir in finished_stages(out):
@@ -248,7 +253,7 @@ def archive_runs(out: str | Path, archive: str | Path, meta: Mapping[str, Any]) 
         if scored:  # weights archived before the run was scored are not needed now
             (archive / rel / "net_g.safetensors").unlink(missing_ok=True)
         done.append(str(rel))
-    atomic_write_text(old, json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    atomic_write_text(archive / ARCHIVE_META, json.dumps(meta, indent=1, sort_keys=True) + "\n")
     return done
 
 
@@ -270,8 +275,7 @@ def restore_runs(archive: str | Path, out: str | Path, meta: Mapping[str, Any]) 
     archive, out = Path(archive), Path(out)
     if not (archive / ARCHIVE_META).is_file():
         return []
-    stored = json.loads((archive / ARCHIVE_META).read_text())
-    if stored != json.loads(json.dumps(meta)):
+    if _other_meta(archive, meta):
         raise ConfigError(
             f"{archive} holds runs made under another registration or size than the study "
             "now asks for; remove it to rerun them"
