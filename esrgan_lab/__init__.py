@@ -29,6 +29,7 @@ _EXPORTS: dict[str, str] = {
     "RRDB": "model.rrdbnet",
     "ResidualDenseBlock": "model.rrdbnet",
     "count_parameters": "model.rrdbnet",
+    "ModelSpec": "model.spec",
     # seed pipeline
     "get_image_data": "data.seed",
     "postprocess": "data.seed",
@@ -69,7 +70,7 @@ _EXPORTS: dict[str, str] = {
     "save_checkpoint": "weights.checkpoints",
     "convert_state_dict": "weights.checkpoints",
     "detect_layout": "weights.checkpoints",
-    "infer_config": "weights.checkpoints",
+    "detect_spec": "weights.checkpoints",
     "interpolate": "weights.checkpoints",
     "fetch_weights": "weights.registry",
     "REGISTRY": "weights.registry",
@@ -96,6 +97,7 @@ _EXPORTS: dict[str, str] = {
     "pick_device": "inference.upscale",
     "auto_tile": "inference.upscale",
     "estimate_memory": "model.memory",
+    "memory_estimate": "model.memory",
     "best_available_weights": "weights.loading",
     # ONNX export and precision variants
     "export_onnx": "inference.onnx",

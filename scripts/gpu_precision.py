@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from esrgan_lab.lab.precision_study import AutocastModel  # noqa: E402
 from esrgan_lab.model.complexity import complexity_report  # noqa: E402
-from esrgan_lab.model.rrdbnet import RRDBNet  # noqa: E402
+from esrgan_lab.model.spec import ModelSpec  # noqa: E402
 from esrgan_lab.timing import time_runs  # noqa: E402
 
 #: Dense peak TFLOP/s of an H100 SXM (NVIDIA datasheet; the sparse figures are 2x).
@@ -92,9 +92,8 @@ def build_model(args: argparse.Namespace) -> torch.nn.Module:
 
         return load_model(args.weights).eval()
     torch.manual_seed(0)
-    return RRDBNet(
-        num_feat=args.num_feat, num_block=args.num_block, num_grow_ch=args.num_grow_ch
-    ).eval()
+    spec = ModelSpec(num_feat=args.num_feat, num_block=args.num_block, num_grow_ch=args.num_grow_ch)
+    return spec.build().eval()
 
 
 def make_runner(model: torch.nn.Module, mode: str) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -205,19 +204,13 @@ def main(argv: list[str] | None = None) -> int:
     model = build_model(args).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    cfg = {k: getattr(model, k) for k in ("num_feat", "num_block", "num_grow_ch", "scale")}
-    flops1 = complexity_report(
-        num_block=cfg["num_block"],
-        num_feat=cfg["num_feat"],
-        num_grow_ch=cfg["num_grow_ch"],
-        scale=cfg["scale"],
-        size=args.size,
-    )["flops"]["flop_counter"]
+    spec = ModelSpec.of(model)
+    flops1 = complexity_report(spec, size=args.size)["flops"]["flop_counter"]
     peaks = {m: getattr(args, f"peak_{m}") for m in MODES}
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
     print(f"device: {name or device.type} | torch {torch.__version__}")
     print(
-        f"model: RRDBNet {cfg} | input 3x{args.size}x{args.size} | "
+        f"model: {spec.describe()} | input 3x{args.size}x{args.size} | "
         f"{flops1 / 1e9:.2f} GFLOP/image (flop_counter)"
     )
     skipped = {m: r for m in modes if (r := mode_supported(m, device))}
@@ -288,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         "device": name or device.type,
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
-        "model": cfg,
+        "model": spec.to_config(),
         "weights": args.weights or "random (seed 0)",
         "input": [3, args.size, args.size],
         "gflop_per_image": flops1 / 1e9,

@@ -62,13 +62,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_ncnn(args: argparse.Namespace, param: Path, weights: Path, output: Path) -> int:
     from ..weights.checkpoints import save_checkpoint
-    from ..weights.ncnn import RES_SCALE, read_ncnn_rrdbnet
+    from ..weights.ncnn import read_ncnn_rrdbnet
 
     check_output(output, [param, weights], force=args.force)
-    state, config = read_ncnn_rrdbnet(param, weights)
-    save_checkpoint(
-        state, output, layout=args.layout, config={**config, "scale": 4, "res_scale": RES_SCALE}
-    )
-    sizes = ", ".join(f"{k}={v}" for k, v in config.items())
-    print(f"{param} + {weights.name} (ncnn RRDBNet x4, {sizes}) -> {output} ({args.layout})")
+    state, spec = read_ncnn_rrdbnet(param, weights)
+    save_checkpoint(state, output, layout=args.layout, config=spec.to_config())
+    print(f"{param} + {weights.name} (ncnn {spec.describe()}) -> {output} ({args.layout})")
     return 0

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from ..model.complexity import CONVENTIONS, complexity_report
+from ..model.spec import ModelSpec
 
 _LABELS = {
     "flop_counter": "torch.utils.flop_counter (2 x conv MACs)",
@@ -53,24 +54,20 @@ def run(args: argparse.Namespace) -> int:
     size = args.size[0] if len(args.size) == 1 else (args.size[0], args.size[1])
     if args.scale in (1, 2) and any(s % (4 // args.scale * 1) for s in args.size):
         raise ConfigError(f"scale {args.scale} needs a size divisible by {4 // args.scale}")
-    rep = complexity_report(
+    spec = ModelSpec(
         num_block=args.num_block,
         num_feat=args.num_feat,
         num_grow_ch=args.num_grow_ch,
         scale=args.scale,
-        size=size,
         num_in_ch=args.in_ch,
         num_out_ch=args.out_ch,
     )
+    rep = complexity_report(spec, size=size)
     if args.json:
         print(json.dumps(rep, indent=2))
         return 0
     shape = "x".join(str(s) for s in rep["input_shape"][1:])
-    cfg = rep["config"]
-    print(
-        f"RRDBNet(scale={cfg['scale']}, num_feat={cfg['num_feat']}, "
-        f"num_block={cfg['num_block']}, num_grow_ch={cfg['num_grow_ch']}) on {shape}"
-    )
+    print(f"{spec.describe()} on {shape}")
     print(f"parameters: {rep['parameters']:,} ({rep['parameters'] / 1e6:.3f} M)")
     if args.per_component:
         for comp, n in rep["parameters_per_component"].items():

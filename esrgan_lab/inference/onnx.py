@@ -43,6 +43,8 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..fileio import atomic_path, check_output
+from ..model.rrdbnet import RRDBNet
+from ..model.spec import ModelSpec
 
 Exporter = Literal["torchscript", "dynamo"]
 
@@ -122,9 +124,12 @@ def check_output_path(
 
 
 def model_config(model: nn.Module) -> dict[str, Any]:
-    """The RRDBNet config worth recording in the graph (what is visible on the module)."""
-    keys = ("scale", "num_in_ch", "num_out_ch", "num_feat", "num_block", "num_grow_ch", "norm")
-    return {k: getattr(model, k) for k in keys if hasattr(model, k)}
+    """The generator's :class:`~esrgan_lab.model.spec.ModelSpec` as recorded in the graph
+    (only its ``scale``, where it has one, for a model that is not an RRDBNet)."""
+    if isinstance(model, RRDBNet):
+        return ModelSpec.of(model).to_config()
+    scale = getattr(model, "scale", None)
+    return {"scale": scale} if isinstance(scale, int) else {}
 
 
 def _check_multiple(model: nn.Module) -> int:

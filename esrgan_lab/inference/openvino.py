@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..model.spec import ModelSpec
 
 #: Layers left in fp32 by :func:`quantize_openvino_int8`. ``conv_up1`` reads the nearest-upsampled
 #: sum of the shallow features and the trunk (Wang et al. 2018, Fig. 4), whose range is wide
@@ -311,11 +312,10 @@ class OpenVinoModel:
                 f"{path}: OpenVINO cannot compile this model ({_reason(exc)})"
             ) from None
         self.request = self.compiled.create_infer_request()
-        cfg = json.loads(self.metadata.get("config", "{}"))
-        self.scale = int(cfg.get("scale", 4))
-        self.num_feat = int(cfg.get("num_feat", 64))
-        self.num_grow_ch = int(cfg.get("num_grow_ch", 32))
-        self.unshuffle = {1: 4, 2: 2}.get(self.scale, 1)
+        #: The generator the graph was exported from (paper defaults where not recorded).
+        self.spec = ModelSpec.from_config(json.loads(self.metadata.get("config", "{}")))
+        self.scale, self.unshuffle = self.spec.scale, self.spec.unshuffle
+        self.num_feat, self.num_grow_ch = self.spec.num_feat, self.spec.num_grow_ch
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """``(N, 3, H, W)`` float32 RGB [0, 1] -> ``(N, 3, sH, sW)`` float32 (not clamped)."""

@@ -29,7 +29,8 @@ import numpy as np
 import torch
 
 from ..model.complexity import count_flops
-from ..model.rrdbnet import RRDBNet, count_parameters
+from ..model.rrdbnet import count_parameters
+from ..model.spec import ModelSpec
 from ..model.srresnet import matched_residual_blocks
 from .analysis import trunk_activation_std
 from .bn_study import GeneratorVariant, psnr_list
@@ -74,13 +75,14 @@ def growth_at_init(
     out = {}
     for v in INIT_VARIANTS:
         torch.manual_seed(seed)
-        model = RRDBNet(
+        spec = ModelSpec(
             num_feat=num_feat,
             num_block=num_block,
             num_grow_ch=num_grow_ch,
             res_scale=v.res_scale,
             init_scale=v.init_scale,
         )
+        model = spec.build()
         out[v.name] = trunk_activation_std(model, lq)
     return out
 

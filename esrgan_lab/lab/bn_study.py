@@ -93,17 +93,8 @@ def build_generator(variant: GeneratorVariant, cfg: TrainConfig) -> RRDBNet:
     building the generator, so this is exactly its initial network.
     """
     cfg = make_config(cfg, **variant.overrides())
-    m = cfg.model
     torch.manual_seed(cfg.seed)
-    return RRDBNet(
-        scale=cfg.scale,
-        num_feat=m.num_feat,
-        num_block=m.num_block,
-        num_grow_ch=m.num_grow_ch,
-        norm=m.norm,
-        res_scale=m.res_scale,
-        init_scale=m.init_scale,
-    )
+    return cfg.spec.build()
 
 
 def train_variants(

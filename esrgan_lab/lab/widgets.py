@@ -40,6 +40,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..model.complexity import CONVENTIONS, complexity_report
 from ..model.memory import MemoryEstimate, format_bytes, memory_estimate
+from ..model.spec import ModelSpec
 from .viz import to_rgb8
 
 #: Environment variable that makes every widget fall back to its static figure.
@@ -115,13 +116,8 @@ def rgb_png(rgb: np.ndarray) -> bytes:
 
 
 @functools.lru_cache(maxsize=256)
-def _cost(
-    num_block: int, num_feat: int, num_grow_ch: int, scale: int, size: int
-) -> tuple[dict, MemoryEstimate]:
-    config = dict(
-        num_block=num_block, num_feat=num_feat, num_grow_ch=num_grow_ch, scale=scale, size=size
-    )
-    return complexity_report(**config), memory_estimate(**config)
+def _cost(spec: ModelSpec, size: int) -> tuple[dict, MemoryEstimate]:
+    return complexity_report(spec, size=size), memory_estimate(spec, size=size)
 
 
 def _giga(report: dict, convention: str) -> float:
@@ -136,24 +132,25 @@ def _flops_text(report: dict, convention: str) -> str:
 
 
 def architecture_figure(
-    num_block: int = 23,
-    num_feat: int = 64,
-    num_grow_ch: int = 32,
-    scale: int = 4,
-    size: int = 128,
-    convention: str = "flop_counter",
+    spec: ModelSpec | None = None, *, size: int = 128, convention: str = "flop_counter"
 ) -> Figure:
-    """Static picture of one configuration: FLOPs and parameters per component.
+    """Static picture of one architecture: FLOPs and parameters per component.
 
     The title carries the totals: parameters, FLOPs under ``convention`` and the
     inference memory estimate. Counting runs on the meta device (about 0.1-1 s).
+
+    Args:
+        spec: The architecture (default: the paper's x4 RRDBNet).
+        size: Input side in pixels (input ``1x3xsize x size``).
+        convention: FLOPs convention plotted (:data:`esrgan_lab.model.complexity.CONVENTIONS`).
 
     Returns:
         A figure not registered with pyplot (two bar charts side by side).
     """
     if convention not in CONVENTIONS:
         raise ConfigError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
-    report, memory = _cost(num_block, num_feat, num_grow_ch, scale, size)
+    spec = spec or ModelSpec()
+    report, memory = _cost(spec, size)
     flops = report["flops_per_component"][convention]
     params = {k: v for k, v in report["parameters_per_component"].items() if k != "total"}
     unit = 1.0 if convention == "seed" else 1e9
@@ -176,8 +173,7 @@ def architecture_figure(
         ax_p.text(v / 1e6, y, f" {v:,}", va="center", fontsize=8)
     ax_p.set_xlim(right=max(params.values()) / 1e6 * 10)
     fig.suptitle(
-        f"RRDBNet x{scale}, num_block={num_block}, num_feat={num_feat}, "
-        f"num_grow_ch={num_grow_ch}: {report['parameters']:,} parameters, "
+        f"{spec.describe()}: {report['parameters']:,} parameters, "
         f"{_flops_text(report, convention)} FLOPs, "
         f"~{format_bytes(memory.inference)} inference activations",
         fontsize=9,
@@ -200,15 +196,13 @@ class ArchitectureExplorer:
     """
 
     def __init__(
-        self,
-        num_block: int = 23,
-        num_feat: int = 64,
-        num_grow_ch: int = 32,
-        scale: int = 4,
-        size: int = 128,
-        convention: str = "flop_counter",
+        self, spec: ModelSpec | None = None, *, size: int = 128, convention: str = "flop_counter"
     ) -> None:
         import ipywidgets as w
+
+        spec = spec or ModelSpec()
+        num_block, num_feat, num_grow_ch = spec.num_block, spec.num_feat, spec.num_grow_ch
+        scale = spec.scale
 
         style = {"description_width": "110px"}
         # continuous_update=False: recount only when the slider is released (0.1-1 s each).
@@ -292,16 +286,27 @@ class ArchitectureExplorer:
         """The current control values."""
         return {name: control.value for name, control in self.controls.items()}
 
+    def spec(self) -> ModelSpec:
+        """The architecture the controls describe.
+
+        Raises:
+            ConfigError: The controls describe no valid architecture.
+        """
+        sizes = ("num_block", "num_feat", "num_grow_ch", "scale")
+        return ModelSpec(**{name: self.controls[name].value for name in sizes})
+
     def _on_change(self, change: dict) -> None:
         self.update()
 
     def update(self) -> None:
         """Recount for the current controls and refresh labels and plot."""
-        config = self.config()
-        convention = config.pop("convention")
+        size, convention = self.controls["size"].value, self.controls["convention"].value
         try:
-            report, memory = _cost(**config)
-            self.plot.value = figure_png(architecture_figure(**config, convention=convention))
+            spec = self.spec()
+            report, memory = _cost(spec, size)
+            self.plot.value = figure_png(
+                architecture_figure(spec, size=size, convention=convention)
+            )
         except (ValueError, RuntimeError, ConfigError) as exc:
             self.status.value = f"cannot count this configuration: {exc}"
             return
@@ -318,20 +323,16 @@ class ArchitectureExplorer:
 
 
 def architecture_explorer(
-    num_block: int = 23,
-    num_feat: int = 64,
-    num_grow_ch: int = 32,
-    scale: int = 4,
+    spec: ModelSpec | None = None,
+    *,
     size: int = 128,
     convention: str = "flop_counter",
-    *,
     interactive: bool | None = None,
 ) -> ArchitectureExplorer | Figure:
     """Explore parameters, FLOPs and memory of RRDBNet configurations.
 
     Args:
-        num_block, num_feat, num_grow_ch, scale: Initial architecture
-            (:class:`~esrgan_lab.model.rrdbnet.RRDBNet` arguments; defaults: the paper's x4).
+        spec: Initial architecture (default: the paper's x4 RRDBNet).
         size: Initial input side in pixels (input ``1x3xsize x size``).
         convention: FLOPs convention plotted (:data:`esrgan_lab.model.complexity.CONVENTIONS`).
         interactive: Override the headless rule (see :func:`is_interactive`).
@@ -340,17 +341,9 @@ def architecture_explorer(
         An :class:`ArchitectureExplorer` (displays as widgets), or in headless mode
         :func:`architecture_figure` of the given values.
     """
-    kw = dict(
-        num_block=num_block,
-        num_feat=num_feat,
-        num_grow_ch=num_grow_ch,
-        scale=scale,
-        size=size,
-        convention=convention,
-    )
     if not is_interactive(interactive):
-        return architecture_figure(**kw)
-    return ArchitectureExplorer(**kw)
+        return architecture_figure(spec, size=size, convention=convention)
+    return ArchitectureExplorer(spec, size=size, convention=convention)
 
 
 # --------------------------------------------------------------------------- comparison

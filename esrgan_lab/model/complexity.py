@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .rrdbnet import RRDBNet
+from .spec import ModelSpec
 
 CONVENTIONS: tuple[str, ...] = ("flop_counter", "conv_macs", "thop", "seed")
 
@@ -143,35 +143,25 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...] = (1, 3, 128, 128
     return report
 
 
-def complexity_report(
-    num_block: int = 23,
-    num_feat: int = 64,
-    num_grow_ch: int = 32,
-    scale: int = 4,
-    size: int | tuple[int, int] = 128,
-    num_in_ch: int = 3,
-    num_out_ch: int = 3,
-) -> dict:
-    """Parameters and FLOPs of an :class:`RRDBNet` configuration on one ``size`` input.
+def complexity_report(spec: ModelSpec | None = None, *, size: int | tuple[int, int] = 128) -> dict:
+    """Parameters and FLOPs of a generator (default: the paper's) on one ``size`` input.
+
+    Args:
+        spec: The architecture; ``None`` for ESRGAN's (23 blocks, 64 features, x4).
+        size: Input side, or ``(height, width)``.
 
     Returns:
-        ``{"config", "input_shape", "parameters", "parameters_per_component", "flops",
+        ``{"spec", "input_shape", "parameters", "parameters_per_component", "flops",
         "flops_per_component"}`` with FLOPs in raw operations per convention (``seed`` in
-        the seed's printed GFLOPs).
+        the seed's printed GFLOPs) and ``spec`` as :meth:`ModelSpec.to_config` (JSON-able).
     """
+    spec = spec or ModelSpec()
     height, width = (size, size) if isinstance(size, int) else size
     with torch.device("meta"):
-        model = RRDBNet(num_in_ch, num_out_ch, scale, num_feat, num_block, num_grow_ch)
-    report = count_flops(model, (1, num_in_ch, height, width))
+        model = spec.build()
+    report = count_flops(model, (1, spec.num_in_ch, height, width))
     return {
-        "config": dict(
-            num_in_ch=num_in_ch,
-            num_out_ch=num_out_ch,
-            scale=scale,
-            num_feat=num_feat,
-            num_block=num_block,
-            num_grow_ch=num_grow_ch,
-        ),
+        "spec": spec.to_config(),
         "input_shape": report.input_shape,
         "parameters": sum(p.numel() for p in model.parameters()),
         "parameters_per_component": parameter_table(model),

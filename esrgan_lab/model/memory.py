@@ -40,7 +40,9 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from .rrdbnet import RRDB, RRDBNet, count_parameters, model_scale, size_multiple
+from ..errors import ConfigError
+from .rrdbnet import RRDB, count_parameters, model_scale, size_multiple
+from .spec import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -212,16 +214,8 @@ def process_memory(key: str = "VmHWM") -> int:
     return int(match.group(1)) * 1024
 
 
-def saved_activation_elements(
-    num_block: int = 23,
-    num_feat: int = 64,
-    num_grow_ch: int = 32,
-    scale: int = 4,
-    height: int = 128,
-    width: int = 128,
-    num_in_ch: int = 3,
-) -> int:
-    """Closed form of :func:`saved_activation_bytes` for RRDBNet, in elements.
+def saved_activation_elements(spec: ModelSpec, height: int, width: int) -> int:
+    """Closed form of :func:`saved_activation_bytes` for an RRDBNet, in elements.
 
     With ``P`` trunk pixels (``height * width / unshuffle**2``) and ``U = 4**num_up``
     (16 for x1/x2/x4, 64 for x8):
@@ -235,56 +229,51 @@ def saved_activation_elements(
       output and ``conv_last``'s input is ``conv_hr``'s LeakyReLU output, so autograd
       saves each of those storages once.
 
-    Exact: the tests compare it with :func:`saved_activation_bytes`.
+    Exact for BN-free RRDBNets: the tests compare it with :func:`saved_activation_bytes`.
+
+    Raises:
+        ConfigError: ``spec`` is not a BN-free RRDBNet (the closed form does not hold).
     """
-    unshuffle = {1: 4, 2: 2}.get(scale, 1)
-    num_up = 3 if scale == 8 else 2
+    if spec.arch != "rrdbnet" or spec.norm is not None:
+        raise ConfigError(f"the closed form covers BN-free RRDBNets, not {spec.describe()}")
+    unshuffle, num_up = spec.unshuffle, spec.num_up
     trunk = (height // unshuffle) * (width // unshuffle)
-    nf, gc = num_feat, num_grow_ch
+    nf, gc = spec.num_feat, spec.num_grow_ch
     per_trunk_pixel = (
-        3 * num_block * (5 * nf + 14 * gc)
+        3 * spec.num_block * (5 * nf + 14 * gc)
         + nf
         + sum(2 * nf * 4**k for k in range(1, num_up + 1))
         + nf * 4**num_up
     )
-    return num_in_ch * height * width + per_trunk_pixel * trunk
+    return spec.num_in_ch * height * width + per_trunk_pixel * trunk
 
 
 def memory_estimate(
-    num_block: int = 23,
-    num_feat: int = 64,
-    num_grow_ch: int = 32,
-    scale: int = 4,
-    size: int | tuple[int, int] = 128,
-    num_in_ch: int = 3,
-    num_out_ch: int = 3,
+    spec: ModelSpec | None = None, *, size: int | tuple[int, int] = 128
 ) -> MemoryEstimate:
-    """Weights, inference and training activation memory of an fp32 RRDBNet configuration.
+    """Weights, inference and training activation memory of an fp32 RRDBNet.
 
     Args:
-        num_block, num_feat, num_grow_ch, scale, num_in_ch, num_out_ch: As
-            :class:`~esrgan_lab.model.rrdbnet.RRDBNet`.
+        spec: The architecture (a BN-free RRDBNet); ``None`` for ESRGAN's.
         size: Input side, or ``(height, width)``.
 
     Returns:
         A :class:`MemoryEstimate` in bytes (float32: 4 bytes per element).
     """
+    spec = spec or ModelSpec()
     height, width = (size, size) if isinstance(size, int) else size
     # The inference estimate reads only num_feat, num_grow_ch, scale and the unshuffle
     # factor, and the trunk's parameters are num_block copies of one RRDB, so a trunk-less
     # model plus one RRDB on the meta device stand in for the whole network (building 23
     # blocks would cost ~0.5 s per slider move for nothing).
     with torch.device("meta"):
-        stand_in = RRDBNet(num_in_ch, num_out_ch, scale, num_feat, 0, num_grow_ch)
-        block = RRDB(num_feat, num_grow_ch)
-    parameters = count_parameters(stand_in) + num_block * count_parameters(block)
-    saved = saved_activation_elements(
-        num_block, num_feat, num_grow_ch, scale, height, width, num_in_ch
-    )
+        stand_in = spec.replace(num_block=0).build()
+        block = RRDB(spec.num_feat, spec.num_grow_ch)
+    parameters = count_parameters(stand_in) + spec.num_block * count_parameters(block)
     return MemoryEstimate(
         weights=int(4 * parameters),
         inference=int(estimate_memory(stand_in, height, width)),
-        training=int(4 * saved),
+        training=int(4 * saved_activation_elements(spec, height, width)),
     )
 
 

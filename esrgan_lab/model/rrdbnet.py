@@ -191,6 +191,8 @@ class RRDBNet(nn.Module):
         self.num_block = num_block
         self.num_grow_ch = num_grow_ch
         self.norm = norm
+        self.res_scale = res_scale
+        self.init_scale = init_scale
         self.unshuffle = {1: 4, 2: 2}.get(scale, 1)
         self.conv_first = nn.Conv2d(num_in_ch * self.unshuffle**2, num_feat, 3, 1, 1)
         self.body = nn.Sequential(

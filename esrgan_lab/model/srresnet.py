@@ -62,6 +62,7 @@ class SRResNetTrunk(RRDBNet):
         super().__init__(num_in_ch, num_out_ch, scale, num_feat, 0, 32)
         self.num_block = num_block
         self.num_grow_ch = 0
+        self.res_scale, self.init_scale = res_scale, init_scale
         self.body = nn.Sequential(
             *[ResidualBlockNoBN(num_feat, res_scale, init_scale) for _ in range(num_block)]
         )

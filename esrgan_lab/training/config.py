@@ -16,11 +16,17 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 from ..errors import ConfigError
+from ..model.spec import ModelSpec
 
 
 @dataclass
 class ModelConfig:
-    """RRDBNet arguments (BasicSR names)."""
+    """The ``model:`` section of a config file (BasicSR names).
+
+    The YAML face of :class:`~esrgan_lab.model.spec.ModelSpec`: its fields less the image
+    channels (always 3 here) and ``scale`` (a top-level key, shared with the data).
+    :attr:`TrainConfig.spec` is the one conversion.
+    """
 
     #: "rrdbnet" (ESRGAN) or "srresnet": the same network with SRResNet's residual blocks
     #: in the trunk (:mod:`esrgan_lab.model.srresnet`), for the architecture study.
@@ -185,6 +191,21 @@ class TrainConfig:
 
     def stage(self, name: str) -> StageConfig:
         return self.psnr if name == "psnr" else self.gan
+
+    @property
+    def spec(self) -> ModelSpec:
+        """The generator this config trains (recorded in its exported weights)."""
+        m = self.model
+        return ModelSpec(
+            arch=m.arch,
+            scale=self.scale,
+            num_feat=m.num_feat,
+            num_block=m.num_block,
+            num_grow_ch=m.num_grow_ch,
+            norm=m.norm,
+            res_scale=m.res_scale,
+            init_scale=m.init_scale,
+        )
 
 
 # --------------------------------------------------------------------------- validation

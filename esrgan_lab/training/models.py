@@ -1,7 +1,7 @@
 """What a stage trains, built from the configuration: the generator (from scratch or from
 pretrained weights), the discriminator and the loss terms.
 
-* :func:`model_config` - the RRDBNet arguments (recorded in the exported generator).
+* :func:`build_generator` - the untrained generator of a config (:attr:`TrainConfig.spec`).
 * :func:`pretrained_path` / :func:`load_pretrained` - where a stage's generator starts:
   ``pretrained_g``, or for the GAN stage the PSNR-oriented model (paper Sec. 4.1).
 * :func:`gan_parts` - the discriminator and the GAN stage's loss terms.
@@ -19,31 +19,14 @@ from torch import nn
 
 from ..errors import CheckpointError, ConfigError
 from ..model.rrdbnet import RRDBNet
+from ..model.spec import ModelSpec
 from .config import StageConfig, TrainConfig
 from .steps import GanLosses
 
 
-def model_config(cfg: TrainConfig) -> dict[str, Any]:
-    """RRDBNet arguments (recorded in the exported safetensors metadata)."""
-    m = cfg.model
-    arch = {} if m.arch == "rrdbnet" else {"arch": m.arch}
-    return arch | {
-        "num_in_ch": 3,
-        "num_out_ch": 3,
-        "scale": cfg.scale,
-        "num_feat": m.num_feat,
-        "num_block": m.num_block,
-        "num_grow_ch": m.num_grow_ch,
-        "res_scale": m.res_scale,
-        "norm": m.norm,
-    }
-
-
 def build_generator(cfg: TrainConfig) -> RRDBNet:
     """The untrained generator of ``cfg`` (initialised from torch's global RNG)."""
-    from ..weights.loading import build_model
-
-    return build_model(model_config(cfg), init_scale=cfg.model.init_scale)
+    return cfg.spec.build()
 
 
 def pretrained_path(cfg: TrainConfig, out: str | os.PathLike[str], name: str) -> Path | None:
@@ -72,24 +55,23 @@ def pretrained_path(cfg: TrainConfig, out: str | os.PathLike[str], name: str) ->
     return None
 
 
-def load_pretrained(
-    net_g: nn.Module, path: Path, want: dict[str, Any], stage: str = "psnr"
-) -> None:
-    """Load ``path`` into ``net_g`` (strict), built as ``want`` (:func:`model_config`).
+def load_pretrained(net_g: nn.Module, path: Path, want: ModelSpec, stage: str = "psnr") -> None:
+    """Load ``path`` into ``net_g`` (strict), built as ``want``.
 
     Raises:
         ConfigError: the file is a model of another scale or size (names the config key).
         CheckpointError: the weights do not fit ``net_g`` otherwise.
     """
-    from ..weights.checkpoints import infer_config, load_checkpoint
+    from ..weights.checkpoints import detect_spec, load_checkpoint
 
     state = load_checkpoint(path)
     found: dict[str, Any] = {}
-    if want.get("arch", "rrdbnet") == "rrdbnet":
+    if want.arch == "rrdbnet":
         try:
-            found = infer_config(state)
+            found = detect_spec(state).to_config()
         except CheckpointError:
             pass  # not an RRDBNet: load_state_dict below says what does not fit
+    wanted = want.to_config()
     # A model of another scale or size: name the config key, not torch's shape dump.
     for key, cfg_key in (
         ("scale", "scale"),
@@ -97,17 +79,17 @@ def load_pretrained(
         ("num_block", "model.num_block"),
         ("num_grow_ch", "model.num_grow_ch"),
     ):
-        if key in found and key in want and found[key] != want[key]:
+        if key in found and found[key] != wanted[key]:
             what = f"x{found[key]}" if key == "scale" else f"{key} {found[key]}"
             raise ConfigError(
                 f"config key '{stage}.pretrained_g': {path} is a {what} model but "
-                f"config key {cfg_key!r} is {want[key]}"
+                f"config key {cfg_key!r} is {wanted[key]}"
             )
     try:
         net_g.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
-        raise CheckpointError(f"{path}: does not fit model {want} ({first})") from None
+        raise CheckpointError(f"{path}: does not fit {want.describe()} ({first})") from None
 
 
 def gan_parts(

@@ -45,10 +45,11 @@ from torch import nn
 from ..errors import ConfigError
 from ..fileio import atomic_path, atomic_write_text
 from ..model.rrdbnet import RRDBNet
+from ..model.spec import ModelSpec
 from ..settings import provenance
 from .config import TrainConfig, to_dict
 from .log import CsvLog, RunningMeans, format_row, progress_bar
-from .models import build_generator, load_pretrained, model_config, pretrained_path
+from .models import build_generator, load_pretrained, pretrained_path
 from .patches import patch_loader, train_patches
 from .runtime import autocast_context, init_distributed, resolve_amp
 from .stage import Stage
@@ -133,9 +134,10 @@ class Trainer:
             pin_memory=self.use_cuda,
         )
 
-    def model_config(self) -> dict[str, Any]:
-        """RRDBNet arguments (recorded in the exported safetensors metadata)."""
-        return model_config(self.cfg)
+    @property
+    def spec(self) -> ModelSpec:
+        """The generator's architecture (recorded in the exported safetensors metadata)."""
+        return self.cfg.spec
 
     def build_generator(self) -> RRDBNet:
         """The untrained generator (seeded by the caller)."""
@@ -198,7 +200,7 @@ class Trainer:
         net_g = self.build_generator()
         pretrained = pretrained_path(self.cfg, self.out, name) if ckpt_dir is None else None
         if pretrained is not None:
-            load_pretrained(net_g, pretrained, self.model_config(), name)
+            load_pretrained(net_g, pretrained, self.spec, name)
         stage = Stage.build(
             cfg=self.cfg, name=name, folder=stage_dir, net_g=net_g, verbose=self.is_main
         )
@@ -334,7 +336,7 @@ class Trainer:
         metrics = self._metrics(stage, status)
         if self.is_main:
             fp16 = self.cfg.logging.export_dtype == "float16"
-            stage.export(self.model_config(), torch.float16 if fp16 else torch.float32)
+            stage.export(self.spec.to_config(), torch.float16 if fp16 else torch.float32)
             atomic_write_text(stage.folder / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         if self.cfg.logging.dump_rank_weights:
             stage.dump_rank_weights(self.rank)
@@ -354,7 +356,7 @@ class Trainer:
             else torch.cuda.get_device_name(self.device),
             "amp": "bf16" if self.amp_dtype is not None else "none",
             "channels_last": self.memory_format == torch.channels_last,
-            "model": self.model_config(),
+            "model": self.spec.to_config(),
         }
         finished = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         return stage.metrics(status, run, {**self.provenance, "finished": finished})

@@ -38,6 +38,8 @@ from torch import nn
 
 from ..errors import CheckpointError, ConfigError
 from ..fileio import atomic_path
+from ..model.rrdbnet import RES_SCALE, RRDBNet
+from ..model.spec import ModelSpec
 
 Layout = Literal["basicsr", "esrgan", "old"]
 LAYOUTS: tuple[str, ...] = ("basicsr", "esrgan", "old")
@@ -286,10 +288,10 @@ def convert_state_dict(state: Mapping[str, torch.Tensor], to: Layout = "basicsr"
 # --------------------------------------------------------------------------- configuration
 
 
-def infer_config(
+def detect_spec(
     state: Mapping[str, torch.Tensor], hint: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """RRDBNet keyword arguments that reproduce a checkpoint's tensor shapes.
+) -> ModelSpec:
+    """The :class:`~esrgan_lab.model.spec.ModelSpec` of an RRDBNet checkpoint.
 
     ``num_feat`` is the out-channels of ``conv_first``, ``num_grow_ch`` the out-channels of
     ``body.0.rdb1.conv1``, ``num_block`` the number of RRDBs and ``num_out_ch`` the
@@ -306,10 +308,11 @@ def infer_config(
     Args:
         state: State dict in any layout.
         hint: A previously stored config; its ``scale`` and ``num_in_ch`` are used when they
-            agree with the shapes.
+            agree with the shapes, its ``res_scale`` (beta, which leaves no trace in the
+            shapes) always; without one beta is the paper's 0.2.
 
     Returns:
-        ``dict(num_in_ch, num_out_ch, scale, num_feat, num_block, num_grow_ch, norm)``.
+        The spec; ``init_scale`` is the default (it says nothing about trained weights).
 
     Raises:
         CheckpointError: Missing essential keys or an unsupported number of upsampling convs.
@@ -352,15 +355,17 @@ def infer_config(
     norm = None
     if "bn_body.weight" in sd or "body.0.rdb1.bn1.weight" in sd:
         norm = "batch_hr" if "bn_hr.weight" in sd else "batch"
-    return {
-        "num_in_ch": int(num_in_ch),
-        "num_out_ch": int(num_out_ch),
-        "scale": scale,
-        "num_feat": int(num_feat),
-        "num_block": len(blocks),
-        "num_grow_ch": int(num_grow_ch),
-        "norm": norm,
-    }
+    beta = (hint or {}).get("res_scale")
+    return ModelSpec(
+        num_in_ch=int(num_in_ch),
+        num_out_ch=int(num_out_ch),
+        scale=scale,
+        num_feat=int(num_feat),
+        num_block=len(blocks),
+        num_grow_ch=int(num_grow_ch),
+        norm=norm,
+        res_scale=float(beta) if isinstance(beta, (int, float)) else RES_SCALE,
+    )
 
 
 # --------------------------------------------------------------------------- files
@@ -461,24 +466,17 @@ def save_checkpoint(
         raise CheckpointError(
             f"{path}: unknown checkpoint format {suffix!r} (use .pth or .safetensors)"
         )
-    model = state_or_model if isinstance(state_or_model, nn.Module) else None
-    if (config or {}).get("arch", "rrdbnet") != "rrdbnet":
+    model = state_or_model if isinstance(state_or_model, RRDBNet) else None
+    # A built model knows its true spec, which shapes alone may not settle (see
+    # detect_spec) and which includes res_scale (beta), invisible in the shapes.
+    known = ModelSpec.of(model).to_config() if model is not None else {}
+    if (dict(known) | dict(config or {})).get("arch", "rrdbnet") != "rrdbnet":
         # Another trunk (the architecture study's residual blocks): no RRDBNet layout to
         # convert, the keys are stored as they are, with the config that rebuilds it.
-        return _save_native(unwrap_state_dict(state_or_model), path, dict(config or {}))
+        native = unwrap_state_dict(state_or_model)
+        return _save_native(native, path, known | dict(config or {}))
     basicsr = convert_state_dict(unwrap_state_dict(state_or_model), "basicsr")
-    stored: dict[str, Any] = infer_config(basicsr)
-    if model is not None:
-        # The model knows its true config, which shapes alone may not settle (see
-        # infer_config) ...
-        for attr in ("num_in_ch", "num_out_ch", "scale", "num_feat", "num_block"):
-            if isinstance(getattr(model, attr, None), int):
-                stored[attr] = getattr(model, attr)
-        # ... and res_scale (beta) leaves no trace in the shapes at all.
-        beta = next((m.res_scale for m in model.modules() if hasattr(m, "res_scale")), None)
-        if beta is not None:
-            stored["res_scale"] = float(beta)
-    stored.update(config or {})
+    stored = (known or detect_spec(basicsr).to_config()) | dict(config or {})
     out = convert_state_dict(basicsr, layout)
     # Own, contiguous CPU copies: safetensors refuses shared or strided storage.
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in out.items()}

@@ -27,11 +27,12 @@ import torch
 
 from ..errors import CheckpointError, EsrganLabError
 from ..model.rrdbnet import RRDBNet
+from ..model.spec import ModelSpec
 from .checkpoints import (
     META_CONFIG,
     PTH_SUFFIXES,
     convert_state_dict,
-    infer_config,
+    detect_spec,
     read_checkpoint,
 )
 from .registry import fetch_weights, get_entry, list_entries
@@ -58,17 +59,6 @@ def resolve_weights(name_or_path: str | os.PathLike[str]) -> Path:
     return fetch_weights(text)
 
 
-def build_model(config: Mapping[str, Any], **extra: Any) -> RRDBNet:
-    """An untrained generator of a recorded config: :class:`RRDBNet`, or the architecture
-    study's :class:`~esrgan_lab.model.srresnet.SRResNetTrunk` when ``arch`` says so."""
-    kwargs = {k: v for k, v in config.items() if k != "arch"} | extra
-    if config.get("arch", "rrdbnet") == "srresnet":
-        from ..model.srresnet import SRResNetTrunk
-
-        return SRResNetTrunk(**kwargs)
-    return RRDBNet(**kwargs)
-
-
 def model_from_state_dict(
     state: Mapping[str, torch.Tensor], stored: Mapping[str, Any] | None = None
 ) -> RRDBNet:
@@ -87,14 +77,13 @@ def model_from_state_dict(
         CheckpointError: Naming the first missing, unexpected or mis-shaped key.
     """
     if stored and stored.get("arch") == "srresnet":
-        model = build_model(stored)
+        model = ModelSpec.from_config(stored).build()
         model.load_state_dict(dict(state), strict=True)
         return model.eval()
     sd = convert_state_dict(state, "basicsr")
-    config: dict[str, Any] = infer_config(sd, hint=stored)
-    if stored and isinstance(stored.get("res_scale"), (int, float)):
-        config["res_scale"] = float(stored["res_scale"])
-    model = RRDBNet(**config)
+    spec = detect_spec(sd, hint=stored)
+    config = spec.to_config()
+    model = spec.build()
     expected = model.state_dict()
     for key, tensor in expected.items():
         if key not in sd:
@@ -124,7 +113,10 @@ def stored_config(metadata: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _describe(config: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in config.items() if k != "norm" or v is not None)
+    # res_scale (beta) is not a shape: it never explains a key that does not fit.
+    return ", ".join(
+        f"{k}={v}" for k, v in config.items() if k != "res_scale" and (k != "norm" or v)
+    )
 
 
 def load_model(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu") -> RRDBNet:
@@ -204,7 +196,7 @@ class WeightsChoice:
 def select_weights(
     names: str | Sequence[str],
     *,
-    random_config: Mapping[str, Any] | None = None,
+    random_spec: ModelSpec | None = None,
     seed: int = 0,
 ) -> WeightsChoice:
     """Load the first of ``names`` that is on disk; never downloads, never guesses.
@@ -212,9 +204,9 @@ def select_weights(
     Args:
         names: Weights names (registry or ``data/weights``) or checkpoint paths, in order
             of preference. ``"random"`` stands for a randomly initialised RRDBNet of
-            ``random_config`` (default: the paper's), seeded with ``seed``: it is used
+            ``random_spec`` (default: the paper's), seeded with ``seed``: it is used
             only when it is named here.
-        random_config: RRDBNet keyword arguments of the random network.
+        random_spec: The random network's architecture.
         seed: Its initialisation seed (the global RNG is left untouched).
 
     Raises:
@@ -223,12 +215,12 @@ def select_weights(
     wanted = [names] if isinstance(names, str) else list(names)
     for name in wanted:
         if name == RANDOM:
-            config = dict(random_config or {})
+            spec = random_spec or ModelSpec()
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
-                model = RRDBNet(**config).eval()
-            desc = _describe(config) if config else "paper defaults"
-            return WeightsChoice(model, RANDOM, f"RANDOM RRDBNet ({desc}, seed {seed})")
+                model = spec.build().eval()
+            desc = spec.describe() if random_spec else "paper defaults"
+            return WeightsChoice(model, RANDOM, f"RANDOM {desc} (seed {seed})")
         path = Path(name)
         if path.is_file() or is_available(name):
             return WeightsChoice(load_model(name).eval(), str(name), str(name))

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError
+from ..model.spec import ModelSpec
 
 #: ncnn's storage tag of float16 weights (``0x01306B47``, little-endian in the file).
 FP16_TAG = 0x01306B47
@@ -110,11 +111,11 @@ def _leaky(layer: NcnnLayer) -> bool:
     return True
 
 
-def check_rrdbnet_graph(layers: list[NcnnLayer]) -> dict[str, int]:
-    """Check that an ncnn graph is an x4 RRDBNet; return its sizes.
+def check_rrdbnet_graph(layers: list[NcnnLayer]) -> ModelSpec:
+    """Check that an ncnn graph is an x4 RRDBNet; return its spec.
 
     Returns:
-        ``dict(num_in_ch, num_out_ch, num_feat, num_block, num_grow_ch)``.
+        The spec: x4, beta 0.2 (both checked in the graph), sizes read from it.
 
     Raises:
         CheckpointError: The graph differs from RRDBNet's; the message names the first
@@ -179,18 +180,20 @@ def check_rrdbnet_graph(layers: list[NcnnLayer]) -> dict[str, int]:
     ):
         raise CheckpointError("ncnn graph: expected two nearest-neighbour x2 upsamplings (x4)")
     num_in_ch = int(convs[0].params["6"]) // (num_feat * 9)
-    return {
-        "num_in_ch": num_in_ch,
-        "num_out_ch": int(convs[-1].params["0"]),
-        "num_feat": num_feat,
-        "num_block": num_block,
-        "num_grow_ch": num_grow_ch,
-    }
+    return ModelSpec(
+        num_in_ch=num_in_ch,
+        num_out_ch=int(convs[-1].params["0"]),
+        scale=4,
+        num_feat=num_feat,
+        num_block=num_block,
+        num_grow_ch=num_grow_ch,
+        res_scale=RES_SCALE,
+    )
 
 
 def read_ncnn_rrdbnet(
     param: str | os.PathLike[str], weights: str | os.PathLike[str]
-) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+) -> tuple[dict[str, torch.Tensor], ModelSpec]:
     """Read an ncnn x4 RRDBNet as a BasicSR state dict (float32 tensors).
 
     Args:
@@ -198,15 +201,15 @@ def read_ncnn_rrdbnet(
         weights: The ``.bin`` weights file.
 
     Returns:
-        ``(state_dict, config)``: the state dict loads into
-        ``RRDBNet(scale=4, **config)`` with ``strict=True``.
+        ``(state_dict, spec)``: the state dict loads into ``spec.build()`` with
+        ``strict=True``.
 
     Raises:
         CheckpointError: Graph or weights that are not an RRDBNet as described above.
     """
     layers = parse_param(param)
     try:
-        config = check_rrdbnet_graph(layers)
+        spec = check_rrdbnet_graph(layers)
     except CheckpointError as exc:
         raise CheckpointError(f"{param}: {exc}") from None
     convs = [layer for layer in layers if layer.type == "Convolution"]
@@ -216,8 +219,8 @@ def read_ncnn_rrdbnet(
         raise CheckpointError(f"{weights}: cannot read ({exc})") from exc
     state: dict[str, torch.Tensor] = {}
     offset = 0
-    names = rrdbnet_conv_names(config["num_block"])
-    in_ch = config["num_in_ch"]
+    names = rrdbnet_conv_names(spec.num_block)
+    in_ch = spec.num_in_ch
     for name, layer in zip(names, convs):
         out_ch, count = int(layer.params["0"]), int(layer.params["6"])
         if count % (out_ch * 9):
@@ -241,7 +244,7 @@ def read_ncnn_rrdbnet(
     if offset != blob.size:
         raise CheckpointError(f"{weights}: {blob.size - offset} bytes left after the last layer")
     del in_ch
-    return state, config
+    return state, spec
 
 
 def looks_like_ncnn(path: str | os.PathLike[str]) -> bool:

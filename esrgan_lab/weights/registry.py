@@ -322,6 +322,6 @@ def convert_package_weights(entry: WeightsEntry, *, force: bool = False) -> Path
     path = entry.path
     if path.is_file() and not force and path.stat().st_mtime >= weights.stat().st_mtime:
         return path
-    state, config = read_ncnn_rrdbnet(param, weights)
+    state, spec = read_ncnn_rrdbnet(param, weights)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return save_checkpoint(state, path, config={**config, "scale": entry.scale, "res_scale": 0.2})
+    return save_checkpoint(state, path, config=spec.replace(scale=entry.scale).to_config())

@@ -19,7 +19,8 @@ from esrgan_lab.lab import widgets
 from esrgan_lab.model import memory
 from esrgan_lab.model.complexity import CONVENTIONS, complexity_report
 
-TINY = dict(num_block=1, num_feat=16, num_grow_ch=8, scale=4, size=32)
+TINY_SPEC = lab.ModelSpec(num_block=1, num_feat=16, num_grow_ch=8, scale=4)
+SIZE = 32
 
 
 def decode_png(data: bytes) -> np.ndarray:
@@ -55,13 +56,13 @@ def test_is_interactive_rule(monkeypatch, env, override, expected):
 def test_headless_env_gives_static_figures_not_tracked_by_pyplot(monkeypatch):
     monkeypatch.setenv(widgets.HEADLESS_ENV, "1")
     before = plt.get_fignums()
-    fig = widgets.architecture_explorer(**TINY)
+    fig = widgets.architecture_explorer(TINY_SPEC, size=SIZE)
     assert isinstance(fig, Figure)
     assert plt.get_fignums() == before
-    params = complexity_report(**TINY)["parameters"]
+    params = complexity_report(TINY_SPEC, size=SIZE)["parameters"]
     assert f"{params:,} parameters" in fig.texts[0].get_text()
     # the override beats the environment
-    explorer = widgets.architecture_explorer(**TINY, interactive=True)
+    explorer = widgets.architecture_explorer(TINY_SPEC, size=SIZE, interactive=True)
     assert isinstance(explorer, widgets.ArchitectureExplorer)
 
 
@@ -69,14 +70,14 @@ def test_headless_env_gives_static_figures_not_tracked_by_pyplot(monkeypatch):
 
 
 def test_explorer_slider_updates_labels_and_plot():
-    explorer = widgets.architecture_explorer(**TINY, interactive=True)
+    explorer = widgets.architecture_explorer(TINY_SPEC, size=SIZE, interactive=True)
     first_plot = explorer.plot.value
     assert decode_png(first_plot).shape[2] == 3
 
     explorer.controls["num_block"].value = 3
     model = lab.RRDBNet(num_block=3, num_feat=16, num_grow_ch=8, scale=4)
     assert explorer.labels["parameters"].value == f"{lab.count_parameters(model):,}"
-    report = complexity_report(**{**TINY, "num_block": 3})
+    report = complexity_report(TINY_SPEC.replace(num_block=3), size=SIZE)
     flops = report["flops"]["flop_counter"] / 1e9
     assert explorer.labels["flop_counter"].value == f"{flops:,.2f} G"
     assert explorer.labels["seed"].value.startswith(f"{report['flops']['seed']:,.3f}")
@@ -91,7 +92,7 @@ def test_explorer_slider_updates_labels_and_plot():
 
 
 def test_explorer_convention_dropdown_changes_plot_only():
-    explorer = widgets.ArchitectureExplorer(**TINY)
+    explorer = widgets.ArchitectureExplorer(TINY_SPEC, size=SIZE)
     labels = {k: v.value for k, v in explorer.labels.items()}
     plot = explorer.plot.value
     explorer.controls["convention"].value = "thop"
@@ -101,7 +102,7 @@ def test_explorer_convention_dropdown_changes_plot_only():
 
 
 def test_explorer_displays_as_a_widget():
-    explorer = widgets.ArchitectureExplorer(**TINY)
+    explorer = widgets.ArchitectureExplorer(TINY_SPEC, size=SIZE)
     bundle = explorer._repr_mimebundle_()
     view = bundle["application/vnd.jupyter.widget-view+json"]
     assert view["model_id"] == explorer.widget.model_id

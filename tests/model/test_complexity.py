@@ -9,6 +9,7 @@ from torch import nn
 from esrgan_lab.cli import main
 from esrgan_lab.model.complexity import complexity_report, count_flops, parameter_table
 from esrgan_lab.model.rrdbnet import RRDBNet
+from esrgan_lab.model.spec import ModelSpec
 
 
 def test_single_conv_by_hand() -> None:
@@ -30,7 +31,7 @@ def test_torch_counter_equals_twice_conv_macs_on_rrdbnet() -> None:
 
 
 def test_official_x4_at_128_reproduces_both_published_figures() -> None:
-    rep = complexity_report(num_block=23, scale=4, size=128)
+    rep = complexity_report(ModelSpec(num_block=23, scale=4), size=128)
     assert rep["parameters"] == 16_697_987
     # torch.utils.flop_counter: 587.43 GFLOPs (2 x conv MACs)
     assert rep["flops"]["flop_counter"] / 1e9 == pytest.approx(587.43, abs=0.005)
@@ -40,8 +41,8 @@ def test_official_x4_at_128_reproduces_both_published_figures() -> None:
 
 
 def test_flops_scale_with_pixels() -> None:
-    small = complexity_report(num_block=1, num_feat=8, num_grow_ch=4, size=16)
-    large = complexity_report(num_block=1, num_feat=8, num_grow_ch=4, size=32)
+    small = complexity_report(ModelSpec(num_block=1, num_feat=8, num_grow_ch=4), size=16)
+    large = complexity_report(ModelSpec(num_block=1, num_feat=8, num_grow_ch=4), size=32)
     assert large["flops"]["conv_macs"] == 4 * small["flops"]["conv_macs"]
 
 

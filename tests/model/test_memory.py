@@ -26,12 +26,13 @@ def test_saved_activation_closed_form_matches_hook_count(config):
     with torch.device("meta"):
         model = lab.RRDBNet(**config)
     counted = memory.saved_activation_bytes(model, (1, 3, height, width))
-    assert counted == 4 * memory.saved_activation_elements(**config, height=height, width=width)
+    spec = lab.ModelSpec(**config)
+    assert counted == 4 * memory.saved_activation_elements(spec, height, width)
 
 
 def test_memory_estimate_against_real_models():
     config = dict(num_block=2, num_feat=16, num_grow_ch=8, scale=4)
-    est = memory.memory_estimate(**config, size=(16, 24))
+    est = memory.memory_estimate(lab.ModelSpec(**config), size=(16, 24))
     model = lab.RRDBNet(**config)
     assert est.weights == 4 * lab.count_parameters(model)
     assert est.inference == lab.estimate_memory(model, 16, 24)

@@ -15,10 +15,11 @@ from safetensors import safe_open
 import esrgan_lab as lab
 from esrgan_lab.errors import CheckpointError, ConfigError
 from esrgan_lab.model.rrdbnet import RRDBNet
+from esrgan_lab.model.spec import ModelSpec
 from esrgan_lab.weights.checkpoints import (
     convert_state_dict,
     detect_layout,
-    infer_config,
+    detect_spec,
     interpolate,
     load_checkpoint,
     read_checkpoint,
@@ -164,9 +165,7 @@ def test_full_size_default_round_trips_through_all_layouts() -> None:
     old = convert_state_dict(sd, "old")
     assert len(esr) == len(old) == 702
     assert "RRDB_trunk.22.RDB3.conv5.weight" in esr and "model.1.sub.23.weight" in old
-    assert infer_config(old) == dict(
-        num_in_ch=3, num_out_ch=3, scale=4, num_feat=64, num_block=23, num_grow_ch=32, norm=None
-    )
+    assert detect_spec(old) == ModelSpec()  # the paper's x4 generator
     for other in (esr, old, convert_state_dict(esr, "old"), convert_state_dict(old, "esrgan")):
         back = convert_state_dict(other, "basicsr")
         assert list(back) == list(sd)
@@ -178,21 +177,21 @@ def test_full_size_default_round_trips_through_all_layouts() -> None:
 
 @pytest.mark.parametrize("scale", [1, 2, 4, 8])
 @pytest.mark.parametrize("channels", [1, 3, 4])
-def test_infer_config_scales_and_channels(scale: int, channels: int) -> None:
+def test_detect_spec_scales_and_channels(scale: int, channels: int) -> None:
     kw = dict(
         num_in_ch=channels, num_out_ch=channels, scale=scale, num_feat=8, num_block=3, num_grow_ch=4
     )
     sd = RRDBNet(**kw).state_dict()
     for layout in ("basicsr", "esrgan", "old"):
-        assert infer_config(convert_state_dict(sd, layout)) == {**kw, "norm": None}
+        assert detect_spec(convert_state_dict(sd, layout)) == ModelSpec(**kw)
 
 
-def test_infer_config_gray_in_color_out_and_batchnorm() -> None:
+def test_detect_spec_gray_in_color_out_and_batchnorm() -> None:
     kw = dict(num_in_ch=1, num_out_ch=3, scale=4, num_feat=8, num_block=1, num_grow_ch=4)
-    assert infer_config(RRDBNet(**kw).state_dict()) == {**kw, "norm": None}
+    assert detect_spec(RRDBNet(**kw).state_dict()) == ModelSpec(**kw)
     for norm in ("batch", "batch_hr"):
         sd = RRDBNet(num_feat=8, num_block=1, num_grow_ch=4, norm=norm).state_dict()
-        assert infer_config(sd)["norm"] == norm
+        assert detect_spec(sd).norm == norm
         model = lab.weights.loading.model_from_state_dict(sd)
         assert model.norm == norm
 
@@ -207,7 +206,7 @@ def test_safetensors_metadata_settles_ambiguous_scale_and_res_scale(tmp_path) ->
     # x2 with 1 input and 3 output channels: conv_first sees 1 * 2**2 = 4 channels, which
     # the shapes alone read as an x4 model with 4 input channels.
     model = RRDBNet(num_in_ch=1, num_out_ch=3, scale=2, res_scale=1.0, **TWO_BLOCKS).eval()
-    assert infer_config(model.state_dict())["scale"] == 4
+    assert detect_spec(model.state_dict()).scale == 4
     path = save_checkpoint(model, tmp_path / "m.safetensors")
     restored = load_model(path)
     assert (restored.scale, restored.num_in_ch) == (2, 1)

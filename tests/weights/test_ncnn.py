@@ -17,6 +17,7 @@ import torch
 
 from esrgan_lab.cli import main
 from esrgan_lab.errors import CheckpointError, DownloadError
+from esrgan_lab.model.spec import ModelSpec
 from esrgan_lab.weights.ncnn import read_ncnn_rrdbnet
 from esrgan_lab.weights.registry import get_entry, package_files
 
@@ -64,11 +65,9 @@ def _ncnn_forward(param: Path, weights: Path, x: np.ndarray) -> np.ndarray:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["realesrgan-x4plus", "realesrgan-x4plus-anime-6b"])
 def test_converted_weights_match_ncnn(name: str, test_images) -> None:
-    from esrgan_lab.model.rrdbnet import RRDBNet
-
     param, weights = _files(name)
-    state, config = read_ncnn_rrdbnet(param, weights)
-    model = RRDBNet(scale=4, **config).eval()
+    state, spec = read_ncnn_rrdbnet(param, weights)
+    model = spec.build().eval()
     model.load_state_dict(state, strict=True)  # every key present, every shape right
     torch.set_num_threads(1)
     for image in test_images[:2]:
@@ -90,14 +89,8 @@ def test_images() -> list[np.ndarray]:
 
 
 def test_x4plus_sizes(x4plus) -> None:
-    state, config = read_ncnn_rrdbnet(*x4plus)
-    assert config == {
-        "num_in_ch": 3,
-        "num_out_ch": 3,
-        "num_feat": 64,
-        "num_block": 23,
-        "num_grow_ch": 32,
-    }
+    state, spec = read_ncnn_rrdbnet(*x4plus)
+    assert spec == ModelSpec()  # the paper's generator: x4, 23 blocks, 64/32, beta 0.2
     assert sum(t.numel() for t in state.values()) == 16_697_987  # the paper's RRDBNet
     assert state["body.22.rdb3.conv5.weight"].shape == (64, 192, 3, 3)
 

@@ -7,6 +7,7 @@ import torch
 
 import esrgan_lab.weights.registry as registry
 from esrgan_lab.errors import CheckpointError
+from esrgan_lab.model.spec import ModelSpec
 from esrgan_lab.weights.checkpoints import save_checkpoint
 from esrgan_lab.weights.loading import (
     RANDOM,
@@ -41,10 +42,11 @@ def test_nothing_on_disk_is_an_error_naming_the_alternatives(empty_disk, monkeyp
 
 def test_random_only_by_name_and_deterministic(empty_disk):
     state = torch.random.get_rng_state()
-    a = select_weights(["lab-psnr-x4", RANDOM], random_config={"num_feat": 8, "num_block": 1})
-    b = select_weights(RANDOM, random_config={"num_feat": 8, "num_block": 1})
+    a = select_weights(["lab-psnr-x4", RANDOM], random_spec=ModelSpec(num_feat=8, num_block=1))
+    b = select_weights(RANDOM, random_spec=ModelSpec(num_feat=8, num_block=1))
     assert torch.equal(state, torch.random.get_rng_state())  # global RNG untouched
-    assert a.name == RANDOM and "RANDOM RRDBNet" in a.label and "seed 0" in a.label
+    assert a.name == RANDOM and "seed 0" in a.label
+    assert "RANDOM RRDBNet x4, num_block=1, num_feat=8" in a.label
     for (ka, va), (kb, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
         assert ka == kb and torch.equal(va, vb)
 
