@@ -32,6 +32,8 @@ Usage::
     make full-weights          # only where data/weights/full-*.safetensors are missing
     python benchmarks/bench_int8.py                   # everything (~30 min on 2 cores)
     python benchmarks/bench_int8.py --quick           # 128 px speed, Set5, no memory run
+    python benchmarks/bench_int8.py --sizes 128 --no-cli   # Set5 + Set14, 128 px speed only
+    python benchmarks/bench_int8.py --accuracy-paths "OpenVINO int8" "bf16 (numerics)"
     python benchmarks/bench_int8.py --full-weights random   # speed only, untrained model
 """
 
@@ -350,12 +352,25 @@ def main(argv: list[str] | None = None) -> int:
         "--paths", nargs="+", choices=PATHS, default=list(PATHS), help="paths to build and time"
     )
     p.add_argument("--no-cli", action="store_true", help="skip the fresh-process CLI runs")
+    p.add_argument(
+        "--accuracy-paths",
+        nargs="+",
+        choices=PATHS,
+        help="paths whose accuracy is scored (default: every path built; ORT fp32 always)",
+    )
+    p.add_argument(
+        "--sizes",
+        nargs="+",
+        type=int,
+        choices=(128, 512),
+        help="input sides timed (default 128 and 512; 128 with --quick)",
+    )
     args = p.parse_args(argv)
     only = tuple(args.paths)
     threads = int(os.environ.get("ESRGAN_LAB_THREADS", "2"))
     torch.set_num_threads(threads)
     datasets = ["Set5"] if args.quick else ["Set5", "Set14"]
-    sizes = [128] if args.quick else [128, 512]
+    sizes = args.sizes or ([128] if args.quick else [128, 512])
 
     images = calibration_images(args.images)
     assert_disjoint(images, evaluation_images())
@@ -385,12 +400,15 @@ def main(argv: list[str] | None = None) -> int:
         print("accuracy (Y-PSNR, standard protocol):", flush=True)
         results["bicubic"] = bicubic(datasets)
         print(f"  bicubic: {results['bicubic']}")
+        scored = set(args.accuracy_paths or paths) | {"ORT fp32"}
+        only_scored = tuple(path for path in only if path in scored)
         rows = []
         if args.full_weights != "random":
-            rows += accuracy(label, paths, datasets)
+            rows += accuracy(label, {k: v for k, v in paths.items() if k in scored}, datasets)
         for name in args.small:
             small = load_model(name).eval()
-            rows += accuracy(name, build_paths(small, folder / name, calibration, only), datasets)
+            small_paths = build_paths(small, folder / name, calibration, only_scored)
+            rows += accuracy(name, small_paths, datasets)
         results["accuracy"] = rows
         results["paths"] = list(paths)
         if not args.quick and not args.no_cli:

@@ -2,8 +2,13 @@
 
 ``make bench`` runs the benchmarks, each writing its JSON, then this script: the text between
 ``<!-- bench:begin -->`` and ``<!-- bench:end -->`` in README.md is replaced by tables made
-from those files, headed by the machine they were measured on (from their provenance). No
+from those files, each headed by the machine it was measured on (from its provenance). No
 number in that section is typed by hand.
+
+Speed depends on the CPU's instruction set (int8 gains come from VNNI, bf16 from
+AVX512-BF16), so an earlier ``bench_int8`` run on another machine can be kept beside the
+latest as ``bench_int8.<tag>.json`` (e.g. ``bench_int8.avx512.json``): its speed table is
+rendered after the latest one, under its own machine line.
 
 Usage::
 
@@ -85,7 +90,7 @@ def stale_weights(cell: dict, models: list[str], datasets: list[str]) -> list[st
     return out
 
 
-def int8_tables(r: dict[str, Any]) -> list[str]:
+def int8_tables(r: dict[str, Any], speed_only: bool = False) -> list[str]:
     out = [
         f"**Full 23-block x4 model on the CPU** (`bench_int8.py`, {r['threads']} threads; "
         f"128 px: best of 3, 512 px: tiled as `upscale` tiles it by default, one run; ratios "
@@ -115,7 +120,9 @@ def int8_tables(r: dict[str, Any]) -> list[str]:
     if built:
         out += ["", f"Paths built in this run: {', '.join(built)}."]
     if 512 not in sizes:
-        out += ["", "(512 px not run: `--quick`.)"]
+        out += ["", "(512 px not timed in this run: `--quick` or `--sizes 128`.)"]
+    if speed_only:
+        return out
     acc = r.get("accuracy", [])
     if acc:
         models = list(dict.fromkeys(a["model"] for a in acc))
@@ -250,9 +257,14 @@ def precision_table(r: dict[str, Any]) -> list[str]:
     return out
 
 
+def _machine_key(prov: dict[str, Any] | None) -> tuple:
+    prov = prov or {}
+    return (prov.get("cpu"), prov.get("cpu_capability"), prov.get("threads"), prov.get("torch"))
+
+
 def render() -> str:
     parts: list[list[str]] = []
-    prov = None
+    head_prov = None
     for name, fn in (
         ("bench_int8", int8_tables),
         ("bench_upscale", upscale_table),
@@ -264,9 +276,24 @@ def render() -> str:
         if data is None:
             parts.append([f"(`{name}.py` has not been run: no `benchmarks/results/{name}.json`.)"])
             continue
-        prov = prov or data.get("provenance")
-        parts.append(fn(data))
-    head = [f"Machine: {_machine(prov)}." if prov else "Machine: unknown."]
+        prov = data.get("provenance")
+        head_prov = head_prov or prov
+        lines = fn(data)
+        if prov and _machine_key(prov) != _machine_key(head_prov):
+            lines = [f"Measured on another machine: {_machine(prov)}.", "", *lines]
+        parts.append(lines)
+        if name == "bench_int8":
+            for other in sorted(RESULTS.glob("bench_int8.*.json")):
+                earlier = json.loads(other.read_text())
+                parts.append(
+                    [
+                        f"The same benchmark on another machine (`{other.name}`): "
+                        f"{_machine(earlier.get('provenance') or {})}.",
+                        "",
+                        *int8_tables(earlier, speed_only=True),
+                    ]
+                )
+    head = [f"Machine: {_machine(head_prov)}." if head_prov else "Machine: unknown."]
     body = "\n\n".join("\n".join(p) for p in parts if p)
     return "\n".join([*head, "", body])
 
