@@ -147,18 +147,13 @@ class ModelSpec:
 
         if not isinstance(model, RRDBNet):
             raise ConfigError(f"{type(model).__name__} is not an RRDBNet: it has no ModelSpec")
-        return cls(
-            arch="srresnet" if isinstance(model, SRResNetTrunk) else "rrdbnet",
-            num_in_ch=model.num_in_ch,
-            num_out_ch=model.num_out_ch,
-            scale=model.scale,
-            num_feat=model.num_feat,
-            num_block=model.num_block,
-            num_grow_ch=model.num_grow_ch,
-            norm=model.norm,
-            res_scale=float(model.res_scale),
-            init_scale=float(model.init_scale),
-        )
+        # Every field but arch is an attribute of the same name on the built model.
+        values = {
+            f.name: getattr(model, f.name) for f in dataclasses.fields(cls) if f.name != "arch"
+        }
+        for name in ("res_scale", "init_scale"):
+            values[name] = float(values[name])
+        return cls(arch="srresnet" if isinstance(model, SRResNetTrunk) else "rrdbnet", **values)
 
     def describe(self) -> str:
         """``"RRDBNet x4, num_block=23, num_feat=64, num_grow_ch=32"`` (plus what differs

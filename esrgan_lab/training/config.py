@@ -195,17 +195,8 @@ class TrainConfig:
     @property
     def spec(self) -> ModelSpec:
         """The generator this config trains (recorded in its exported weights)."""
-        m = self.model
-        return ModelSpec(
-            arch=m.arch,
-            scale=self.scale,
-            num_feat=m.num_feat,
-            num_block=m.num_block,
-            num_grow_ch=m.num_grow_ch,
-            norm=m.norm,
-            res_scale=m.res_scale,
-            init_scale=m.init_scale,
-        )
+        # The model: section has the spec's fields less scale and channels (a test holds it so).
+        return ModelSpec(scale=self.scale, **dataclasses.asdict(self.model))
 
 
 # --------------------------------------------------------------------------- validation

@@ -470,13 +470,13 @@ def save_checkpoint(
     # A built model knows its true spec, which shapes alone may not settle (see
     # detect_spec) and which includes res_scale (beta), invisible in the shapes.
     known = ModelSpec.of(model).to_config() if model is not None else {}
-    if (dict(known) | dict(config or {})).get("arch", "rrdbnet") != "rrdbnet":
+    extra = dict(config or {})
+    if (known | extra).get("arch", "rrdbnet") != "rrdbnet":
         # Another trunk (the architecture study's residual blocks): no RRDBNet layout to
         # convert, the keys are stored as they are, with the config that rebuilds it.
-        native = unwrap_state_dict(state_or_model)
-        return _save_native(native, path, known | dict(config or {}))
+        return _save_native(unwrap_state_dict(state_or_model), path, known | extra)
     basicsr = convert_state_dict(unwrap_state_dict(state_or_model), "basicsr")
-    stored = (known or detect_spec(basicsr).to_config()) | dict(config or {})
+    stored = (known or detect_spec(basicsr).to_config()) | extra
     out = convert_state_dict(basicsr, layout)
     # Own, contiguous CPU copies: safetensors refuses shared or strided storage.
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in out.items()}
