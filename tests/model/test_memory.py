@@ -75,12 +75,20 @@ def test_peak_activation_bytes_counts_live_tensors() -> None:
 
 def test_process_memory_follows_an_allocation() -> None:
     """A touched 64 MiB buffer raises VmRSS by about its size; VmHWM stays above VmRSS."""
-    import numpy as np
+    import mmap
 
-    rss_before = memory.process_memory("VmRSS")
-    buffer = np.ones(64 * 2**20, dtype=np.uint8)  # np.ones writes every page
-    rss_after = memory.process_memory("VmRSS")
-    assert 0.9 * buffer.nbytes <= rss_after - rss_before <= 1.5 * buffer.nbytes
-    assert memory.process_memory("VmHWM") >= rss_after
+    size = 64 * 2**20
+    # A fresh anonymous mapping, not np.ones: malloc may hand back pages that an earlier
+    # test freed but that are still resident, and then VmRSS does not move (seen in CI).
+    buffer = mmap.mmap(-1, size)
+    try:
+        rss_before = memory.process_memory("VmRSS")
+        for offset in range(0, size, mmap.PAGESIZE):  # touch every page, allocate nothing else
+            buffer[offset] = 1
+        rss_after = memory.process_memory("VmRSS")
+        assert 0.9 * size <= rss_after - rss_before <= 1.5 * size
+        assert memory.process_memory("VmHWM") >= rss_after
+    finally:
+        buffer.close()
     with pytest.raises(ValueError, match="VmNope"):
         memory.process_memory("VmNope")
