@@ -41,6 +41,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from esrgan_lab.fileio import atomic_write_text  # noqa: E402
 from esrgan_lab.lab.precision_study import AutocastModel  # noqa: E402
 from esrgan_lab.model.complexity import complexity_report  # noqa: E402
 from esrgan_lab.model.spec import ModelSpec  # noqa: E402
@@ -188,6 +189,63 @@ def ort_points(
     return rows, "measured (includes host<->device copies)"
 
 
+def timed_points(
+    model: torch.nn.Module,
+    runnable: list[str],
+    batches: list[int],
+    args: argparse.Namespace,
+    flops1: float,
+    diffs: dict[str, dict[str, float]],
+    deadline: float,
+    gen: torch.Generator,
+) -> tuple[list[dict[str, Any]], bool]:
+    """Time every (mode, batch) point until ``deadline`` (a ``perf_counter`` value), drawing
+    the inputs from ``gen``.
+
+    Returns:
+        The rows printed and stored, and whether the time budget stopped the loop.
+    """
+    device = next(model.parameters()).device
+    peaks = {m: getattr(args, f"peak_{m}") for m in MODES}
+    points: list[dict[str, Any]] = []
+    for mode in runnable:
+        runner = make_runner(model, mode)
+        for b in batches:
+            if time.perf_counter() > deadline:
+                return points, True
+            x = torch.rand(b, 3, args.size, args.size, generator=gen).to(device)
+            if device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            try:
+                sync = torch.cuda.synchronize if device.type == "cuda" else None
+                run = lambda x=x, runner=runner: runner(x)  # noqa: E731
+                times = time_runs(run, args.repeats, args.warmup, sync).tolist()
+            except torch.cuda.OutOfMemoryError:
+                print(f"{mode:<6} {b:>5}  out of memory")
+                torch.cuda.empty_cache()
+                continue
+            med = sorted(times)[len(times) // 2]
+            tflops = flops1 * b / med / 1e12
+            points.append(
+                {
+                    "mode": mode,
+                    "batch": b,
+                    "latency_ms": med * 1e3,
+                    "images_per_s": b / med,
+                    "tflops": tflops,
+                    "peak_tflops": peaks[mode],
+                    "fraction_of_peak": tflops / peaks[mode],
+                    **diffs[mode],
+                }
+            )
+            print(
+                f"{mode:<6} {b:>5} {med * 1e3:9.2f} {b / med:9.1f} {tflops:9.2f} "
+                f"{100 * tflops / peaks[mode]:6.1f}% {diffs[mode]['max_abs_diff']:9.2e} "
+                f"{diffs[mode]['mean_abs_diff']:9.2e} {diffs[mode]['raw_max_abs_diff']:9.2e}"
+            )
+    return points, False
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     t_start = time.perf_counter()
@@ -220,48 +278,13 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda":
         x1 = x1.contiguous(memory_format=torch.channels_last)
     diffs = output_differences(model, x1, runnable)
-    points: list[dict[str, Any]] = []
     header = (
         f"{'mode':<6} {'batch':>5} {'ms':>9} {'img/s':>9} {'TFLOP/s':>9} {'% peak':>7} "
         f"{'max|d|':>9} {'mean|d|':>9} {'raw max':>9}"
     )
     print(header)
-    out_of_time = False
-    for mode in runnable:
-        runner = make_runner(model, mode)
-        for b in batches:
-            if time.perf_counter() - t_start > args.budget:
-                out_of_time = True
-                break
-            x = torch.rand(b, 3, args.size, args.size, generator=gen).to(device)
-            if device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
-            try:
-                sync = torch.cuda.synchronize if device.type == "cuda" else None
-                run = lambda x=x, runner=runner: runner(x)  # noqa: E731
-                times = time_runs(run, args.repeats, args.warmup, sync).tolist()
-            except torch.cuda.OutOfMemoryError:
-                print(f"{mode:<6} {b:>5}  out of memory")
-                torch.cuda.empty_cache()
-                continue
-            med = sorted(times)[len(times) // 2]
-            tflops = flops1 * b / med / 1e12
-            row = {
-                "mode": mode,
-                "batch": b,
-                "latency_ms": med * 1e3,
-                "images_per_s": b / med,
-                "tflops": tflops,
-                "peak_tflops": peaks[mode],
-                "fraction_of_peak": tflops / peaks[mode],
-                **diffs[mode],
-            }
-            points.append(row)
-            print(
-                f"{mode:<6} {b:>5} {med * 1e3:9.2f} {b / med:9.1f} {tflops:9.2f} "
-                f"{100 * tflops / peaks[mode]:6.1f}% {diffs[mode]['max_abs_diff']:9.2e} "
-                f"{diffs[mode]['mean_abs_diff']:9.2e} {diffs[mode]['raw_max_abs_diff']:9.2e}"
-            )
+    deadline = t_start + args.budget
+    points, out_of_time = timed_points(model, runnable, batches, args, flops1, diffs, deadline, gen)
     for mode, reason in skipped.items():
         print(f"{mode:<6} skipped: {reason}")
     if out_of_time:
@@ -299,12 +322,8 @@ def main(argv: list[str] | None = None) -> int:
         str(Path(os.environ["OUT"]) / "gpu_precision.json") if os.environ.get("OUT") else None
     )
     if target:
-        path = Path(target)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-        print(f"wrote {path}")
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        print(f"wrote {atomic_write_text(target, json.dumps(result, indent=2) + chr(10))}")
     return 0
 
 
