@@ -63,7 +63,7 @@ test: $(STAMP)
 	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	ESRGAN_LAB_FIGURES=$$tmp ESRGAN_LAB_REQUIRE_DATA=$(REQUIRE_DATA) \
 	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env \
-		--nbval-sanitize-with tools/nbval_sanitize.cfg -p no:cacheprovider $(PYTEST_ARGS)
+		--nbval-sanitize-with tools/nbval_sanitize.cfg -p no:cacheprovider --durations=20 $(PYTEST_ARGS)
 
 # The stored notebooks (outputs as stored, nothing executed) as HTML pages and an index.
 book: $(STAMP)
