@@ -227,6 +227,33 @@ def seed_curves(
             ax.fill_between(iters, lo, hi, color=colors[variant], alpha=0.2, lw=0)
 
 
+def loss_and_validation(
+    runs: dict[str, list[dict]], *, bicubic_val: float, title: str, smooth: int = 5
+) -> plt.Figure:
+    """Two panels per study: the L1 training loss (moving average, log axis) and the
+    validation Y-PSNR against bicubic's, each arm's seed mean with its min-max band.
+
+    Args:
+        runs: ``{arm: [run record per seed]}`` with ``l_pix`` and ``val_psnr`` curves
+            (:func:`seed_curves`); colours follow :data:`PALETTE` in the arms' order.
+        bicubic_val: Bicubic's validation Y-PSNR, drawn dashed.
+        title: The figure's title (name the study, its size and where the results come from).
+        smooth: Moving-average window of the loss curves.
+    """
+    colors = {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(runs)}
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11.5, 3.8))
+    seed_curves(ax0, runs, "l_pix", colors=colors, smooth=smooth)
+    seed_curves(ax1, runs, "val_psnr", colors=colors)
+    ax1.axhline(bicubic_val, color=REFERENCE_COLOR, ls="--", lw=1, label="bicubic")
+    ax0.set(xlabel="iteration", ylabel="L1 loss (moving average)", yscale="log")
+    ax0.set_title("training loss")
+    ax1.set(xlabel="iteration", ylabel="validation Y-PSNR (dB)", title="validation")
+    ax1.legend(fontsize=7, loc="lower right")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def _moving_average(values: np.ndarray, window: int) -> np.ndarray:
     if window <= 1:
         return values
