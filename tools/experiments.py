@@ -37,8 +37,8 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
     # `registration_deep_v2` sections before any run; sizes in `study_v2` / `study_deep_v2`).
     "architecture_v2": ("01_architecture", "esrgan_lab.lab.arch_study:run_experiment_v2"),
     "deep_trunk_v2": ("01_architecture", "esrgan_lab.lab.arch_study:run_deep_experiment"),
-    "bn_removal_v2": ("02_bn_removal_ablation", "esrgan_lab.lab.bn_study:run_experiment_v2"),
-    "losses_v2": ("03_losses", "esrgan_lab.lab.loss_study:run_experiment"),
+    "bn_removal_v2": ("02_bn_removal_ablation", "esrgan_lab.lab.bn_study_v2:run_experiment_v2"),
+    "losses_v2": ("03_losses", "esrgan_lab.lab.loss_study_v2:run_matched"),
 }
 
 #: What each redesigned study's runner still lacks before its registered design can run

@@ -268,7 +268,7 @@ def _late_val_drop(results: Mapping, arm: str, ep: Endpoint) -> SeedValues:
 
 def _test_psnr_running_bn(results: Mapping, arm: str, ep: Endpoint) -> SeedValues:
     """Mean test Y-PSNR per seed with BN's running statistics as training left them."""
-    from .bn_study import _pooled
+    from .bn_study_v2 import _pooled
 
     return {
         r["seed"]: (float(np.mean(_pooled(r["test_running_bn"]))), _pooled(r["test_running_bn"]))
@@ -288,8 +288,8 @@ def _shift_gain_change_running_bn(results: Mapping, arm: str, ep: Endpoint) -> S
 
 def _artefact_event(results: Mapping, arm: str, ep: Endpoint) -> SeedValues:
     """Per seed 1 when the run has an artefact event as registered
-    (:func:`esrgan_lab.lab.bn_study.artefact_images`), else 0."""
-    from .bn_study import artefact_event
+    (:func:`esrgan_lab.lab.bn_study_v2.artefact_images`), else 0."""
+    from .bn_study_v2 import artefact_event
 
     return {r["seed"]: (float(artefact_event(results, r)), None) for r in results["runs"][arm]}
 
@@ -327,14 +327,14 @@ def _niqe_at_matched_psnr(
 ) -> tuple[SeedValues, SeedValues]:
     """losses_v2 (registration_v2 ``matched_distortion``), per seed: the mean over arm A's
     alphas 0.2-1.0 that B's interpolation curve spans of NIQE(A), and of NIQE(B) read at
-    A's Y-PSNR (:func:`esrgan_lab.lab.loss_study.matched_niqe`); their difference is the
+    A's Y-PSNR (:func:`esrgan_lab.lab.loss_study_v2.matched_niqe`); their difference is the
     registered ``NIQE(A) - NIQE(B at A's Y-PSNR)``. Paired: B's value depends on A's curve.
 
     Raises:
         ValueError: For a seed where B's curve spans none of A's alphas (the registered
             endpoint has no value there; no run is dropped silently).
     """
-    from .loss_study import matched_niqe
+    from .loss_study_v2 import matched_niqe
 
     runs_a = {r["seed"]: r for r in results["runs"][arms[0]]}
     runs_b = {r["seed"]: r for r in results["runs"][arms[1]]}
@@ -357,7 +357,7 @@ def _niqe_at_matched_psnr(
 def _brightness_error(results: Mapping, arm: str, ep: Endpoint) -> SeedValues:
     """losses_v2, per seed at alpha 1 (the trained arm): the mean over the test images of
     ``|mean Y(output) - mean Y(ground truth)|`` in grey levels, with the per-image values
-    (:func:`esrgan_lab.lab.loss_study.brightness_errors`)."""
+    (:func:`esrgan_lab.lab.loss_study_v2.brightness_errors`)."""
     return _alpha1_image_mean(results, arm, "mean_y_error", np.abs)
 
 
@@ -482,7 +482,7 @@ def _artefact_notes(results: Mapping, arms: Sequence[str]) -> list[str]:
     images with running statistics, per seed, and every run with an artefact event (its
     images, margins and colour casts): reported beside the verdict, never used to drop a
     run."""
-    from .bn_study import ARTEFACT_BELOW_BICUBIC_DB, COLOUR_CAST_LEVELS, artefact_images
+    from .bn_study_v2 import ARTEFACT_BELOW_BICUBIC_DB, COLOUR_CAST_LEVELS, artefact_images
 
     bic = results["bicubic"]["val"]
     out = []
@@ -581,7 +581,7 @@ def _interpolation_per_alpha(results: Mapping) -> str:
 def _matched_per_alpha(results: Mapping, arms: Sequence[str]) -> str:
     """losses_v2, per alpha of A that every seed's B curve spans: the paired NIQE gap
     (A minus B at A's Y-PSNR) over the seeds, with its interval (secondary, descriptive)."""
-    from .loss_study import matched_niqe
+    from .loss_study_v2 import matched_niqe
 
     runs_b = {r["seed"]: r for r in results["runs"][arms[1]]}
     reads = [

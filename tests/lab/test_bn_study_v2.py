@@ -14,6 +14,7 @@ from esrgan_lab.data.paired import PairedImageSet
 from esrgan_lab.data.sources import NamedImage
 from esrgan_lab.evaluation.evaluate import run_model
 from esrgan_lab.lab import bn_study as ab
+from esrgan_lab.lab import bn_study_v2 as bv
 from esrgan_lab.lab import findings as F
 from esrgan_lab.lab.stats import mcnemar_exact, rate_outcome
 
@@ -34,8 +35,8 @@ def _bicubic(lq: np.ndarray) -> np.ndarray:
 
 def test_registered_thresholds_are_the_ones_implemented() -> None:
     text = " ".join(F.registration(STUDY)["artefact_event"].split())
-    assert f"more than {ab.ARTEFACT_BELOW_BICUBIC_DB:.1f} dB below bicubic" in text
-    assert f"exceeds {ab.COLOUR_CAST_LEVELS:.0f} grey levels" in text
+    assert f"more than {bv.ARTEFACT_BELOW_BICUBIC_DB:.1f} dB below bicubic" in text
+    assert f"exceeds {bv.COLOUR_CAST_LEVELS:.0f} grey levels" in text
     assert "largest over R, G, B of |mean(output channel) - mean(ground-truth channel)|" in text
 
 
@@ -44,18 +45,18 @@ def test_colour_cast_is_the_largest_channel_mean_offset() -> None:
     sr = gt.astype(np.int16)
     sr[..., 2] += 10  # red (BGR) up 10 levels
     sr[..., 0] -= 3
-    assert ab.colour_cast(sr.astype(np.uint8), gt) == pytest.approx(10.0)
+    assert bv.colour_cast(sr.astype(np.uint8), gt) == pytest.approx(10.0)
     gray = _smooth(1, gray=True)
     tinted = np.stack([gray, gray, np.clip(gray.astype(int) + 9, 0, 255).astype(np.uint8)], 2)
-    assert ab.colour_cast(tinted, gray) == pytest.approx(9.0)  # gray truth, tinted output
-    assert ab.colour_cast(gray, gray) == 0.0
+    assert bv.colour_cast(tinted, gray) == pytest.approx(9.0)  # gray truth, tinted output
+    assert bv.colour_cast(gray, gray) == 0.0
     with pytest.raises(ValueError):
-        ab.colour_cast(gt[:40], gt)
+        bv.colour_cast(gt[:40], gt)
 
 
 def _events(model, pairs: PairedImageSet) -> tuple[list[dict], list[float], list[float]]:
     """The artefact images of ``model`` with the test set ``pairs`` (and no validation)."""
-    psnr, cast = ab.score_with_casts(model, pairs)
+    psnr, cast = bv.score_with_casts(model, pairs)
     results = {
         "images": {"S": pairs.names},
         "bicubic": {"S": ab.psnr_list(None, pairs)},
@@ -66,7 +67,7 @@ def _events(model, pairs: PairedImageSet) -> tuple[list[dict], list[float], list
         "val_images": [],
         "colour_cast": {"test": {"S": cast}, "val": []},
     }
-    return ab.artefact_images(results, rec), psnr, cast
+    return bv.artefact_images(results, rec), psnr, cast
 
 
 def test_artefact_events_on_a_cast_and_on_an_output_below_bicubic() -> None:
@@ -111,10 +112,10 @@ def test_artefact_thresholds_are_strict() -> None:
             "colour_cast": {"test": {"S": [0.0, cast_b]}, "val": [0.0]},
         }
 
-    assert not ab.artefact_event(results, rec(-1.0, 8.0))  # "more than", "exceeds"
-    assert ab.artefact_images(results, rec(-1.01, 0.0))[0]["image"] == "a"
-    assert ab.artefact_images(results, rec(0.0, 8.01))[0]["cast"] == 8.01
-    assert ab.artefact_images(results, rec(0.0, 0.0, -1.5)) == [
+    assert not bv.artefact_event(results, rec(-1.0, 8.0))  # "more than", "exceeds"
+    assert bv.artefact_images(results, rec(-1.01, 0.0))[0]["image"] == "a"
+    assert bv.artefact_images(results, rec(0.0, 8.01))[0]["cast"] == 8.01
+    assert bv.artefact_images(results, rec(0.0, 0.0, -1.5)) == [
         {"part": "validation", "image": "v", "margin": -1.5, "cast": 0.0}
     ]
 
@@ -160,7 +161,7 @@ def test_tiny_study_scores_resumes_and_renders(tmp_path, monkeypatch) -> None:
 
     params = _params(tmp_path)
     out = tmp_path / "study"
-    results, images = ab.run_experiment_v2(params, out)
+    results, images = bv.run_experiment_v2(params, out)
     names = [v.name for v in ab.BN_VARIANTS]
     assert results["variants"] == names and results["other"] == "setB"
     assert results["shift_base"] == ["setA"] and results["images"]["setA"] == ["a", "g"]
@@ -191,7 +192,7 @@ def test_tiny_study_scores_resumes_and_renders(tmp_path, monkeypatch) -> None:
 
     with monkeypatch.context() as m:
         m.setattr(runs, "train", no_training)
-        again, _ = ab.run_experiment_v2(params, out)
+        again, _ = bv.run_experiment_v2(params, out)
     assert json.dumps(again, sort_keys=True) == json.dumps(results, sort_keys=True)
 
     # A run trained but not yet scored: rescored from the finished run, not retrained.
@@ -199,7 +200,7 @@ def test_tiny_study_scores_resumes_and_renders(tmp_path, monkeypatch) -> None:
     weights = out / "train" / "1_seed1" / "psnr" / "net_g.safetensors"
     before = weights.stat().st_mtime_ns
     stored.unlink()
-    third, _ = ab.run_experiment_v2(params, out)
+    third, _ = bv.run_experiment_v2(params, out)
     assert weights.stat().st_mtime_ns == before
     assert third["runs"][names[1]][1] == results["runs"][names[1]][1]
 
@@ -219,7 +220,7 @@ def test_tiny_study_scores_resumes_and_renders(tmp_path, monkeypatch) -> None:
         assert "registered before the run" in text and f.effect.seeds == (0, 1)
         if f.claim.endpoint.metric == "artefact_event":
             a, b = (
-                [ab.artefact_event(results, r) for r in results["runs"][arm]]
+                [bv.artefact_event(results, r) for r in results["runs"][arm]]
                 for arm in f.claim.arms
             )
             assert f.rate_test == mcnemar_exact(a, b)
@@ -230,7 +231,7 @@ def test_tiny_study_scores_resumes_and_renders(tmp_path, monkeypatch) -> None:
     lr = {f.claim.id: f for f in found}["no_bn_higher_psnr_lr"]
     plain, bn = (results["runs"][arm] for arm in lr.claim.arms)
     expected = [
-        np.mean(ab._pooled(p["test_running_bn"])) - np.mean(ab._pooled(q["test_running_bn"]))
+        np.mean(bv._pooled(p["test_running_bn"])) - np.mean(bv._pooled(q["test_running_bn"]))
         for p, q in zip(plain, bn, strict=True)
     ]
     assert lr.effect.differences == pytest.approx(expected)
@@ -285,7 +286,7 @@ def test_study_v2_is_wired_to_this_runner_and_scores_bridge_as_gray(data_root) -
 
     tool = _tool()
     assert STUDY not in tool.NOT_READY
-    assert tool.EXPERIMENTS[STUDY][1] == "esrgan_lab.lab.bn_study:run_experiment_v2"
+    assert tool.EXPERIMENTS[STUDY][1] == "esrgan_lab.lab.bn_study_v2:run_experiment_v2"
     params = tool.study_params("02_bn_removal_ablation", "full", tool.CONFIG_SECTION[STUDY])
     assert params["other"] == "Urban100:test" and params["seeds"] == list(range(8))
     assert study_config(params).data.val_crop == params["val_crop"] == 256

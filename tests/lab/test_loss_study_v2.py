@@ -10,6 +10,7 @@ import pytest
 
 from esrgan_lab.lab import findings as F
 from esrgan_lab.lab import loss_study as ls
+from esrgan_lab.lab import loss_study_v2 as lv
 from esrgan_lab.lab.experiments import notebook_params
 from esrgan_lab.lab.runs import make_config
 
@@ -27,7 +28,7 @@ def test_registered_arms_map_to_their_loss_configs() -> None:
     the recipe's, the study's sizes override it."""
     params = notebook_params("03_losses")["study_v2"]
     assert tuple(params["arms"]) == ARMS
-    base = ls.matched_config(params)
+    base = lv.matched_config(params)
     assert (base.gan.total_iter, base.data.batch_size, base.data.gt_size) == (1400, 8, 128)
     assert base.gan.ema_decay == 0.99 and base.data.val_crop == 256
     assert base.data.val == ["Urban100:val"] and base.data.train == ["BSD68", "SunHays80"]
@@ -42,7 +43,7 @@ def test_registered_arms_map_to_their_loss_configs() -> None:
         ARMS[2]: ("conv5_3", 5e-3, "vanilla"),
         ARMS[3]: ("relu5_3", 5e-3, "ragan"),
     }
-    variants = ls.matched_variants(params)
+    variants = lv.matched_variants(params)
     assert [v.name for v in variants] == list(ARMS)
     for v in variants:
         layer, gan_weight, gan_type = expected[v.name]
@@ -52,7 +53,7 @@ def test_registered_arms_map_to_their_loss_configs() -> None:
         if gan_type:
             assert cfg.gan.gan_type == gan_type
     with pytest.raises(ValueError, match="unknown arm"):
-        ls.matched_variants({**params, "arms": ["L1 only"]})
+        lv.matched_variants({**params, "arms": ["L1 only"]})
     with pytest.raises(ValueError, match="convB_K"):
         ls.relu_of("relu5_3")
 
@@ -76,17 +77,17 @@ def test_brightness_errors_against_a_numpy_oracle() -> None:
     y_sr = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255
     b, g, r = (c.astype(np.float64) for c in np.moveaxis(gt, -1, 0))
     y_gt = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255
-    mean_err, rmse = ls.brightness_errors(sr, gt, crop_border=4)
+    mean_err, rmse = lv.brightness_errors(sr, gt, crop_border=4)
     assert mean_err == pytest.approx(y_sr[4:-4, 4:-4].mean() - y_gt[4:-4, 4:-4].mean(), abs=1e-9)
     low = _gauss_lowpass(y_sr, 4.0) - _gauss_lowpass(y_gt, 4.0)
     assert rmse == pytest.approx(np.sqrt(np.mean(low[4:-4, 4:-4] ** 2)), rel=1e-9)
     # A uniform shift of 10 grey levels in R, G and B: Y moves by 10 * 219 / 255, everywhere.
     dark = gt - 10
     shift = 10 * (65.481 + 128.553 + 24.966) / 255
-    assert ls.brightness_errors(dark, gt, 4) == pytest.approx((-shift, shift), rel=1e-9)
+    assert lv.brightness_errors(dark, gt, 4) == pytest.approx((-shift, shift), rel=1e-9)
     # Gray images are their own Y, as for PSNR.
     gray_sr, gray_gt = sr[..., 1], gt[..., 1]
-    m, _ = ls.brightness_errors(gray_sr, gray_gt, 0)
+    m, _ = lv.brightness_errors(gray_sr, gray_gt, 0)
     assert m == pytest.approx(gray_sr.mean() - gray_gt.mean())
 
 
@@ -107,7 +108,7 @@ def test_niqe_at_matched_psnr_on_a_synthetic_curve() -> None:
     # 27.5-30 dB, so only A's alphas 0.2 (29 dB) and 0.4 (28.25 dB) are read.
     a = _rec(0, [30, 29, 28.25, 27, 26, 25], [8, 7, 6, 5, 4, 3])
     b = _rec(0, [30, 29.5, 29, 28.5, 27.5, 28], [8, 7.8, 7.6, 7.4, 7.0, 7.2])
-    reads = ls.matched_niqe(ALPHAS, a, b)
+    reads = lv.matched_niqe(ALPHAS, a, b)
     # B at 29 dB: 7.6; at 28.25 dB: halfway between 7.4 (28.5) and 7.2 (28.0) = 7.3.
     assert reads == {0.2: (7.0, pytest.approx(7.6)), 0.4: (6.0, pytest.approx(7.3))}
     results = {"alphas": ALPHAS, "runs": {"A": [a], "B": [b]}}
@@ -149,8 +150,8 @@ def _synthetic_results() -> tuple[dict, dict]:
     for a, b in ((ARMS[1], ARMS[2]), (ARMS[1], ARMS[0]), (ARMS[1], ARMS[3])):
         diffs = []
         for ra, rb in zip(runs[a], runs[b]):
-            pa, na = ls.interpolation_curve(ra)
-            pb, nb = ls.interpolation_curve(rb)
+            pa, na = lv.interpolation_curve(ra)
+            pb, nb = lv.interpolation_curve(rb)
             gaps = []
             for k in range(1, 6):  # A's alphas 0.2-1.0
                 if pb.min() <= pa[k] <= pb.max():
@@ -292,7 +293,7 @@ def test_tiny_study_trains_scores_and_resumes(tmp_path, monkeypatch, niqe_params
 
     params = _tiny_study(tmp_path)
     out = tmp_path / "runs"
-    results, images = ls.run_experiment(params, out)  # dispatches on `recipe`
+    results, images = lv.run_matched(params, out)
     assert results["arms"] == list(ARMS) and results["alphas"] == [0.0, 0.5, 1.0]
     assert results["layers"][ARMS[3]] == "relu2_2" and results["layers"][ARMS[0]] == "conv2_2"
     af = results["active_fraction"]
@@ -317,13 +318,13 @@ def test_tiny_study_trains_scores_and_resumes(tmp_path, monkeypatch, niqe_params
         if i:
             assert run.metrics["gan_type"] == ("vanilla" if "standard" in arm else "ragan")
         # alpha 1 is the exported EMA generator; alpha 0.5 its blend with the start model
-        direct = ls.score_model_v2(run.model(), test)
+        direct = lv.score_model_v2(run.model(), test)
         assert rec["test"]["test"]["psnr"] == pytest.approx(direct["test"]["psnr"])
         half = model_from_state_dict(
             interpolate(start_sd, load_checkpoint(run.weights_file()), 0.5)
         )
         assert rec["curve"][1]["test"]["niqe"] == pytest.approx(
-            ls.score_model_v2(half, test)["test"]["niqe"]
+            lv.score_model_v2(half, test)["test"]["niqe"]
         )
         assert all(np.isfinite(pooled_score(s, "niqe")) for s in rec["curve"])
         first_pix.add(round(float(run.log["l_pix"][0]), 9))
@@ -335,11 +336,11 @@ def test_tiny_study_trains_scores_and_resumes(tmp_path, monkeypatch, niqe_params
         raise AssertionError("repeated work on a rerun")
 
     monkeypatch.setattr(trainer.Trainer, "_train_loop", refuse)
-    monkeypatch.setattr(ls, "score_model_v2", refuse)
-    again, _ = ls.run_experiment(params, out)
+    monkeypatch.setattr(lv, "score_model_v2", refuse)
+    again, _ = lv.run_matched(params, out)
     assert json.dumps(again["runs"], sort_keys=True) == json.dumps(results["runs"], sort_keys=True)
     # Interrupted after training and scoring one run but before its record was written:
     # the rerun reads the stored alphas (no rescoring) and the finished run (no training).
     (out / "1_seed3" / "scores.json").unlink()
-    again, _ = ls.run_experiment(params, out)
+    again, _ = lv.run_matched(params, out)
     assert again["runs"][ARMS[1]] == results["runs"][ARMS[1]]
