@@ -195,6 +195,7 @@ def timed_points(
     batches: list[int],
     args: argparse.Namespace,
     flops1: float,
+    peaks: dict[str, float],
     diffs: dict[str, dict[str, float]],
     deadline: float,
     gen: torch.Generator,
@@ -206,7 +207,6 @@ def timed_points(
         The rows printed and stored, and whether the time budget stopped the loop.
     """
     device = next(model.parameters()).device
-    peaks = {m: getattr(args, f"peak_{m}") for m in MODES}
     points: list[dict[str, Any]] = []
     for mode in runnable:
         runner = make_runner(model, mode)
@@ -284,7 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(header)
     deadline = t_start + args.budget
-    points, out_of_time = timed_points(model, runnable, batches, args, flops1, diffs, deadline, gen)
+    points, out_of_time = timed_points(
+        model, runnable, batches, args, flops1, peaks, diffs, deadline, gen
+    )
     for mode, reason in skipped.items():
         print(f"{mode:<6} skipped: {reason}")
     if out_of_time:
@@ -323,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if target:
         Path(target).parent.mkdir(parents=True, exist_ok=True)
-        print(f"wrote {atomic_write_text(target, json.dumps(result, indent=2) + chr(10))}")
+        text = json.dumps(result, indent=2) + "\n"
+        print(f"wrote {atomic_write_text(target, text)}")
     return 0
 
 
