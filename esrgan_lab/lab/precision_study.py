@@ -132,6 +132,11 @@ def _param_bytes(model: nn.Module, bytes_per: int) -> int:
     return sum(p.numel() for p in model.parameters()) * bytes_per
 
 
+def _count(n: int, noun: str) -> str:
+    """``"1 image"``, ``"2 images"``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _onnx_variant(name: str, precision: str, path: Path, seconds: float) -> PrecisionVariant:
     from ..inference.onnx import OnnxModel
 
@@ -215,7 +220,7 @@ def build_variants(
                 fp32_path, target, reader, method, activation_type=activation_type
             )
             seconds = time.perf_counter() - start
-            say(f"int8 {method}: calibrated on {len(reader)} images in {seconds:.1f} s")
+            say(f"int8 {method}: calibrated on {_count(len(reader), 'image')} in {seconds:.1f} s")
             out.append(_onnx_variant(f"int8 {method} (ORT)", "int8", path, seconds))
     if "int8-openvino" in include:
         from ..inference.openvino import OpenVinoModel
@@ -226,7 +231,9 @@ def build_variants(
         start = time.perf_counter()
         folder = ov_quantize(fp32_path, work / "model_int8_openvino", reader.inputs, quiet=True)
         seconds = time.perf_counter() - start
-        say(f"int8 NNCF (OpenVINO): calibrated on {len(reader)} images in {seconds:.1f} s")
+        say(
+            f"int8 NNCF (OpenVINO): calibrated on {_count(len(reader), 'image')} in {seconds:.1f} s"
+        )
         size = sum(f.stat().st_size for f in folder.iterdir())
         variant = PrecisionVariant(
             "int8 NNCF (OpenVINO)", "int8", "openvino", OpenVinoModel(folder), folder, size, seconds
@@ -323,8 +330,9 @@ def precision_table(
     reference = [variants[0].forward(x) for x in diff_inputs]
     probe = np.random.default_rng(0).random((1, 3, 128, 128), dtype=np.float32)
     rows = []
-    for v in variants:
-        outs = [v.forward(x) for x in diff_inputs]
+    for i, v in enumerate(variants):
+        # The first variant is the reference: its outputs are not computed twice.
+        outs = reference if i == 0 else [v.forward(x) for x in diff_inputs]
         diffs = [output_difference(r, o) for r, o in zip(reference, outs)]
         row = PrecisionRow(
             v.name,
