@@ -228,7 +228,13 @@ def seed_curves(
 
 
 def loss_and_validation(
-    runs: dict[str, list[dict]], *, bicubic_val: float, title: str, smooth: int = 5
+    runs: dict[str, list[dict]],
+    *,
+    bicubic_val: float,
+    title: str,
+    smooth: int = 5,
+    val_title: str = "validation",
+    val_bottom: float | None = None,
 ) -> plt.Figure:
     """Two panels per study: the L1 training loss (moving average, log axis) and the
     validation Y-PSNR against bicubic's, each arm's seed mean with its min-max band.
@@ -239,6 +245,9 @@ def loss_and_validation(
         bicubic_val: Bicubic's validation Y-PSNR, drawn dashed.
         title: The figure's title (name the study, its size and where the results come from).
         smooth: Moving-average window of the loss curves.
+        val_title: Title of the validation panel (say how the networks were evaluated).
+        val_bottom: Lower limit of the validation axis (default: matplotlib's), e.g. to keep
+            a collapsed seed's band from flattening the others.
     """
     colors = {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(runs)}
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11.5, 3.8))
@@ -247,7 +256,9 @@ def loss_and_validation(
     ax1.axhline(bicubic_val, color=REFERENCE_COLOR, ls="--", lw=1, label="bicubic")
     ax0.set(xlabel="iteration", ylabel="L1 loss (moving average)", yscale="log")
     ax0.set_title("training loss")
-    ax1.set(xlabel="iteration", ylabel="validation Y-PSNR (dB)", title="validation")
+    ax1.set(xlabel="iteration", ylabel="validation Y-PSNR (dB)", title=val_title)
+    if val_bottom is not None:
+        ax1.set_ylim(val_bottom, None)
     ax1.legend(fontsize=7, loc="lower right")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()

@@ -34,3 +34,15 @@ def test_loss_and_validation_draws_each_arm_and_bicubic() -> None:
     assert fig._suptitle.get_text() == "study X"
     # colours follow the palette in the arms' order, the same in both panels
     assert loss_ax.get_lines()[1].get_color() == val_ax.get_lines()[1].get_color() == viz.PALETTE[1]
+
+
+def test_loss_and_validation_names_the_panel_and_keeps_the_floor() -> None:
+    runs = {"A": [_record(0.0)]}
+    fig = viz.loss_and_validation(
+        runs, bicubic_val=19.5, title="t", val_title="validation (eval mode)", val_bottom=15.0
+    )
+    val_ax = fig.axes[1]
+    assert val_ax.get_title() == "validation (eval mode)"
+    assert val_ax.get_ylim()[0] == 15.0 and val_ax.get_ylim()[1] > 22.0
+    default = viz.loss_and_validation(runs, bicubic_val=19.5, title="t").axes[1]
+    assert default.get_title() == "validation" and default.get_ylim()[0] > 15.0
