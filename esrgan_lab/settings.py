@@ -15,6 +15,7 @@ hard-coded path:
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -103,17 +104,16 @@ def figures_dir() -> Path:
     return Path(value).expanduser() if value else REPO_ROOT / "figures"
 
 
-def provenance() -> dict[str, object]:
-    """Where and when a result was made: git commit, machine, torch, threads, date (UTC).
+@functools.cache
+def source_state() -> tuple[str | None, bool | None]:
+    """The git commit of the checkout and whether its tracked files differed from it, read
+    once per process (``None`` where git cannot tell).
 
-    Stored with every training run and experiment so that a number can be traced to the
-    code and the hardware that produced it.
+    Once, because a process runs the code it imported when it started: a study that trains
+    for hours while commits land must name the commit it started from in every run it
+    makes, not the one that is checked out when each run finishes.
     """
-    import datetime
-    import platform
     import subprocess
-
-    import torch
 
     def git(*args: str) -> str | None:
         try:
@@ -124,6 +124,22 @@ def provenance() -> dict[str, object]:
             return None
         return out.stdout.strip() if out.returncode == 0 else None
 
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return git("rev-parse", "HEAD"), (bool(status) if status is not None else None)
+
+
+def provenance() -> dict[str, object]:
+    """Where and when a result was made: git commit (:func:`source_state`), machine, torch,
+    threads, date (UTC).
+
+    Stored with every training run and experiment so that a number can be traced to the
+    code and the hardware that produced it.
+    """
+    import datetime
+    import platform
+
+    import torch
+
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -132,10 +148,10 @@ def provenance() -> dict[str, object]:
                 break
     except OSError:
         pass
-    status = git("status", "--porcelain", "--untracked-files=no")
+    commit, dirty = source_state()
     return {
-        "commit": git("rev-parse", "HEAD"),
-        "dirty": bool(status) if status is not None else None,
+        "commit": commit,
+        "dirty": dirty,
         "cpu": cpu,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_count": os.cpu_count(),

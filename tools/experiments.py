@@ -125,7 +125,8 @@ def run(name: str, size: str = "full", *, skip_optional: bool = False) -> None:
         raise SystemExit(
             f"{name} is registered (issue 28) but its runner is not ready: {NOT_READY[name]}"
         )
-    from esrgan_lab.lab.runs import restore_runs
+    from esrgan_lab.lab.runs import restore_runs, study_amp
+    from esrgan_lab.training.runtime import native_bf16
 
     notebook, target = EXPERIMENTS[name]
     study = _function(target)
@@ -139,6 +140,10 @@ def run(name: str, size: str = "full", *, skip_optional: bool = False) -> None:
     # Optional arms (architecture_v2's residual blocks at beta 0.2, trained last): their
     # claims read "not run" when left out.
     extra = {"optional": False} if skip_optional and params.get("optional_arms") else {}
+    # One precision for all of a study's runs, since its arms are compared per seed: that of
+    # the runs already finished (here or restored), else what `amp: auto` picks on this host.
+    amp = study_amp(folder) or ("bf16" if native_bf16(torch.device("cpu")) else "none")
+    params = {**params, "amp": amp}
     torch.set_num_threads(int(params.get("threads", 2)))
     print(f"== {name}: {notebook} study, params {params}", flush=True)
     # Provenance is taken before the run: the commit (and whether the tree was clean) of
@@ -159,7 +164,7 @@ def run(name: str, size: str = "full", *, skip_optional: bool = False) -> None:
             "notebook": notebook,
             "wall_seconds": round(time.time() - start, 1),
             "train_seconds": round(training_seconds(folder), 1),
-            "precision": "fp32 (channels_last); bf16 only where native",
+            "precision": ("bf16 autocast" if amp == "bf16" else "fp32") + " (channels_last)",
             "size": size,
             # Runs trained in earlier sessions; each one's own metrics.json names its
             # commit, machine and dates.

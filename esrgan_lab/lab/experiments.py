@@ -287,7 +287,13 @@ def study_config(params: Mapping[str, Any], **model: Any) -> Any:
                 "keep_checkpoints": 1,
                 "progress": False,
             },
-            "runtime": {"device": "cpu", "num_threads": params.get("threads", 2)},
+            # `amp` is set by tools/experiments.py so that all of a study's runs share one
+            # precision whatever the host they resume on (runs.study_amp).
+            "runtime": {
+                "device": "cpu",
+                "num_threads": params.get("threads", 2),
+                "amp": params.get("amp", "auto"),
+            },
         }
     )
 

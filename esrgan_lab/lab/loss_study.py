@@ -470,7 +470,11 @@ def stage2_config(params: dict) -> TrainConfig:
                 "keep_checkpoints": 1,
                 "progress": False,
             },
-            "runtime": {"device": "cpu", "num_threads": params.get("threads", 2)},
+            "runtime": {
+                "device": "cpu",
+                "num_threads": params.get("threads", 2),
+                "amp": params.get("amp", "auto"),
+            },
         }
     )
 

@@ -78,6 +78,8 @@ def matched_config(params: Mapping[str, Any]) -> TrainConfig:
     }
     if "threads" in params:
         overrides["runtime.num_threads"] = int(params["threads"])
+    if "amp" in params:  # one precision for all of a study's runs (runs.study_amp)
+        overrides["runtime.amp"] = params["amp"]
     return make_config(recipe, **overrides)
 
 

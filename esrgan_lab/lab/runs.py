@@ -218,6 +218,31 @@ def finished_stages(out: str | Path) -> list[Path]:
     return sorted(p.parent for p in Path(out).glob("**/*/metrics.json") if p.parent.name in STAGES)
 
 
+def study_amp(out: str | Path) -> str | None:
+    """The precision the finished runs under ``out`` trained in (``"bf16"`` or ``"none"``,
+    as each stage's ``metrics.json`` records it), or ``None`` before any run has finished.
+
+    A study's arms are compared per seed (same seed, same initialisation and batches), so
+    its runs must also share a precision: a study resumed on a host with native bf16 goes on
+    in the precision of its first runs rather than in what ``amp: auto`` picks there.
+
+    Raises:
+        ConfigError: The finished runs were trained in different precisions.
+    """
+    from ..errors import ConfigError
+
+    amps = {
+        json.loads((stage / "metrics.json").read_text()).get("amp", "none")
+        for stage in finished_stages(out)
+    }
+    if len(amps) > 1:
+        raise ConfigError(
+            f"{out} holds runs trained in different precisions ({', '.join(sorted(amps))}); "
+            "a study's runs must share one: retrain the runs of one of them"
+        )
+    return amps.pop() if amps else None
+
+
 def _other_meta(archive: Path, meta: Mapping[str, Any]) -> bool:
     """Whether ``archive`` holds runs made under another ``meta`` (compared as JSON)."""
     path = archive / ARCHIVE_META

@@ -363,3 +363,26 @@ def test_an_unscored_run_is_archived_with_its_weights(tmp_path) -> None:
     arch.score_finished(params, tmp_path / "out")
     runs.archive_runs(tmp_path / "out", tmp_path / "archive", {"m": 1})
     assert not (stage / "net_g.safetensors").exists() and (stage / "test_scores.json").is_file()
+
+
+def test_a_study_trains_every_run_in_the_precision_of_its_first(tmp_path) -> None:
+    """A study's arms are compared per seed, so its runs share one precision: `study_amp`
+    reads it from the finished runs (None before any), the study config trains in the
+    precision it is given, and runs of two precisions are refused, not averaged."""
+    from esrgan_lab.lab import runs
+
+    params = _params(tmp_path, seeds=[0], arms=["RRDB, beta 1"], optional_arms=[])
+    out = tmp_path / "out"
+    assert runs.study_amp(out) is None
+    assert arch.study_config(params).runtime.amp == "auto"
+    cfg = arch.study_config(params | {"amp": "none"})
+    assert cfg.runtime.amp == "none"
+    runs.train_grid({"a": {}}, cfg, out)
+    assert runs.study_amp(out) == "none"
+    # a run recorded in bf16 beside it, as a host with AVX512-BF16 would have trained it
+    record = json.loads((out / "0_seed0" / "psnr" / "metrics.json").read_text())
+    other = out / "1_seed0" / "psnr"
+    other.mkdir(parents=True)
+    (other / "metrics.json").write_text(json.dumps(record | {"amp": "bf16"}))
+    with pytest.raises(ConfigError, match="different precisions"):
+        runs.study_amp(out)

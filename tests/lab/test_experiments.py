@@ -110,3 +110,43 @@ def test_architecture_v2_and_deep_trunk_v2_are_dispatched_to_their_runners() -> 
     arms, optional, _ = arch.arm_plan(params)
     assert list(arms)[-1] == "residual blocks, beta 0.2" == optional[0]
     assert tool.study_params("01_architecture", "full", "study_v2")["val_crop"] == 256
+
+
+def test_the_runner_resumes_a_study_in_the_precision_of_its_finished_runs(
+    tmp_path, monkeypatch
+) -> None:
+    """On a host where `amp: auto` would pick another precision, `run` trains the rest of a
+    study in the precision its finished runs recorded, and says so in the provenance."""
+    import json
+    from types import SimpleNamespace
+
+    import torch
+
+    from esrgan_lab.training.runtime import native_bf16
+
+    # the precision this host would not pick
+    recorded = "none" if native_bf16(torch.device("cpu")) else "bf16"
+    tool = _tool()
+    folder = tmp_path / "run"
+    stage = folder / "0_seed0" / "psnr"
+    stage.mkdir(parents=True)
+    (stage / "metrics.json").write_text(json.dumps({"amp": recorded, "train_seconds_total": 5}))
+    seen: dict = {}
+
+    def study(params, out, **_kw):
+        seen["params"] = params
+        return {}, {}
+
+    monkeypatch.setattr(tool, "run_folder", lambda name, size: folder)
+    monkeypatch.setattr(tool, "ARCHIVE_DIR", tmp_path / "archive")
+    monkeypatch.setattr(tool, "_function", lambda target: study)
+    monkeypatch.setattr(
+        tool, "save", lambda dest, params, results, prov, images: SimpleNamespace(folder=dest)
+    )
+    monkeypatch.setattr(tool, "provenance", lambda: seen.setdefault("prov", {}))
+    tool.run("deep_trunk_v2")
+    assert seen["params"]["amp"] == recorded
+    assert seen["prov"]["precision"] == (
+        "bf16 autocast (channels_last)" if recorded == "bf16" else "fp32 (channels_last)"
+    )
+    assert seen["prov"]["train_seconds"] == 5
