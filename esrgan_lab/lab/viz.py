@@ -8,7 +8,9 @@ the same inputs gives the same bytes and a failed run never leaves half a file.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -23,6 +25,9 @@ from ..data.images import tensor_to_array  # noqa: E402
 from ..errors import ConfigError  # noqa: E402
 from ..fileio import atomic_path  # noqa: E402
 from ..settings import figures_dir  # noqa: E402
+
+if TYPE_CHECKING:
+    from .findings import Finding
 
 #: Resolution of every saved figure.
 DPI = 110
@@ -297,6 +302,88 @@ def seed_points(
         ax.legend(fontsize=8, loc="best")
     ax.set_xticks(range(len(values)))
     ax.set_xticklabels([wrap(v) for v in values], fontsize=8)
+
+
+#: Colour of each verdict outcome (blue/orange/grey: distinct with red-green colour blindness;
+#: the outcome is also written beside each row).
+OUTCOME_COLORS: dict[str, str] = {
+    "reproduced": "#2166ac",
+    "contradicted": "#d6604d",
+    "inconclusive": "#777777",
+}
+
+
+def paired_effects(findings: Sequence[Finding], *, title: str) -> plt.Figure:
+    """The verdicts of a study as the statistics see them: per claim, each seed's paired
+    difference ``A - B`` (dots), their mean (diamond) and 95 % t interval (bar), and 0.
+
+    A verdict is *reproduced* when the bar lies wholly on the predicted side of 0 (shaded)
+    and *contradicted* when wholly on the other (:mod:`esrgan_lab.lab.stats`). Each claim
+    gets its own axis around 0, so that an effect of a tenth of a dB is as readable as one
+    of several dB: compare magnitudes by the numbers written beside each row, not by
+    length. A claim whose optional arm was not trained reads "not run".
+
+    Args:
+        findings: From :func:`esrgan_lab.lab.findings.study_findings`.
+        title: The figure's title (name the study and where its results come from).
+    """
+    fig, axes = plt.subplots(
+        len(findings), 1, figsize=(10, 0.95 * len(findings) + 0.9), squeeze=False
+    )
+    for i, (ax, f) in enumerate(zip(axes[:, 0], findings)):
+        a, b = f.claim.arms
+        unit = f.claim.endpoint.unit
+        ax.set_yticks([0])
+        ax.set_yticklabels([f"{wrap(a, 34)}\nminus {wrap(b, 34)}"], fontsize=8)
+        ax.set_ylim(-0.5, 0.5)
+        ax.axvline(0, color=REFERENCE_COLOR, ls="--", lw=1)
+        if f.effect is None:
+            ax.set_xlim(-1, 1)
+            ax.set_xticks([])
+            ax.text(
+                1.01,
+                0,
+                "not run",
+                transform=ax.get_yaxis_transform(),
+                va="center",
+                fontsize=8,
+                color=REFERENCE_COLOR,
+            )
+            continue
+        e = f.effect
+        color = OUTCOME_COLORS.get(str(f.outcome), REFERENCE_COLOR)
+        values = [v for v in (*e.differences, e.low, e.high, 0.0) if np.isfinite(v)]
+        lo, hi = min(values), max(values)
+        pad = 0.12 * (hi - lo or 1.0)
+        ax.set_xlim(lo - pad, hi + pad)
+        # The side of 0 the registration predicts.
+        if f.claim.direction == "higher":
+            ax.axvspan(0, hi + pad, color=OUTCOME_COLORS["reproduced"], alpha=0.07, lw=0)
+        else:
+            ax.axvspan(lo - pad, 0, color=OUTCOME_COLORS["reproduced"], alpha=0.07, lw=0)
+        jitter = np.linspace(-0.18, 0.18, len(e.differences))
+        ax.scatter(e.differences, jitter, s=16, color=color, alpha=0.65, zorder=3)
+        ax.hlines(0, e.low, e.high, color=color, lw=3, zorder=2)
+        ax.plot(e.mean, 0, "D", color=color, ms=6, zorder=4)
+        ax.text(
+            1.01,
+            0,
+            f"{f.outcome}\n{e.mean:+.3f} {unit}\n[{e.low:+.3f}, {e.high:+.3f}]",
+            transform=ax.get_yaxis_transform(),
+            va="center",
+            fontsize=8,
+            color=color,
+        )
+        ax.tick_params(axis="x", labelsize=8)
+        following = findings[i + 1].claim.endpoint if i + 1 < len(findings) else None
+        if following is None or following.metric != f.claim.endpoint.metric:
+            ax.set_xlabel(
+                f"{f.claim.endpoint.metric}: A - B per seed ({unit}); predicted side shaded",
+                fontsize=8,
+            )
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
 
 
 def wrap(text: str, width: int = 16) -> str:

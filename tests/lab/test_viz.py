@@ -46,3 +46,34 @@ def test_loss_and_validation_names_the_panel_and_keeps_the_floor() -> None:
     assert val_ax.get_ylim()[0] == 15.0 and val_ax.get_ylim()[1] > 22.0
     default = viz.loss_and_validation(runs, bicubic_val=19.5, title="t").axes[1]
     assert default.get_title() == "validation" and default.get_ylim()[0] > 15.0
+
+
+def test_paired_effects_draws_each_verdict_from_its_interval() -> None:
+    """On the stored deep_trunk_v2 findings: one axis per claim, the mean and the 95 %
+    interval drawn where the statistics put them, 0 and every seed's difference in view,
+    the outcome written beside the row in its colour; a claim not run says so."""
+    import dataclasses
+
+    from matplotlib.collections import LineCollection
+
+    from esrgan_lab.lab import findings
+
+    found = findings.study_findings("deep_trunk_v2")
+    skipped = dataclasses.replace(found[0], effect=None, outcome="not run")
+    fig = viz.paired_effects([*found, skipped], title="t")
+    axes = fig.axes
+    assert len(axes) == len(found) + 1
+    for ax, f in zip(axes, found):
+        e = f.effect
+        (mean_line,) = [ln for ln in ax.lines if ln.get_marker() == "D"]
+        assert mean_line.get_xdata()[0] == e.mean
+        (bar,) = [c for c in ax.collections if isinstance(c, LineCollection)]
+        segments = bar.get_segments()
+        assert np.allclose(segments[0][:, 0], [e.low, e.high])
+        lo, hi = ax.get_xlim()
+        assert lo < min(0.0, *e.differences) and hi > max(0.0, *e.differences)
+        (label,) = [t for t in ax.texts]
+        assert label.get_text().startswith(f.outcome)
+        assert label.get_color() == viz.OUTCOME_COLORS[f.outcome]
+    assert [f.outcome for f in found].count("contradicted") == 1
+    assert axes[-1].texts[0].get_text() == "not run"
