@@ -117,7 +117,8 @@ def archive(name: str, size: str = "full") -> None:
         _function(SCORE_AS_FINISHED[name])(meta["params"], folder)
     dest = ARCHIVE_DIR / folder.name
     done = archive_runs(folder, dest, meta)
-    print(f"{name}: {len(done)} finished runs in {dest.relative_to(REPO_ROOT)}")
+    runs = "run" if len(done) == 1 else "runs"
+    print(f"{name}: {len(done)} finished {runs} in {dest.relative_to(REPO_ROOT)}")
 
 
 def run(name: str, size: str = "full", *, skip_optional: bool = False) -> None:
