@@ -9,6 +9,7 @@ then written to ``data/experiments/<name>`` with provenance
     python tools/experiments.py run [NAME ...]     # default: all, in order
     python tools/experiments.py run --size quick NAME   # the params file's `quick` overrides
     python tools/experiments.py archive NAME       # finished runs -> data/runs/NAME (commit)
+    python tools/experiments.py status NAME        # finished, in progress, left (projection)
     python tools/experiments.py list
     python tools/experiments.py readme [--check]  # README section from the stored results
 """
@@ -119,6 +120,58 @@ def archive(name: str, size: str = "full") -> None:
     done = archive_runs(folder, dest, meta)
     runs = "run" if len(done) == 1 else "runs"
     print(f"{name}: {len(done)} finished {runs} in {dest.relative_to(REPO_ROOT)}")
+
+
+def status(name: str, size: str = "full") -> str:
+    """Where a study stands: its finished runs (here or archived), the runs in progress with
+    their last logged iteration, and a projection of the time left at the median finished
+    run's training wall time (which includes any pauses; a projection, not a measurement)."""
+    import json
+    import statistics
+
+    from esrgan_lab.lab.runs import finished_stages
+
+    notebook, _ = EXPERIMENTS[name]
+    params = study_params(notebook, size, CONFIG_SECTION.get(name, "study"))
+    folder = run_folder(name, size)
+    finished: dict[str, dict] = {}
+    for root in (ARCHIVE_DIR / folder.name, folder):
+        for stage in finished_stages(root) if root.is_dir() else []:
+            record = json.loads((stage / "metrics.json").read_text())
+            finished.setdefault(str(stage.relative_to(root)), record)
+    first = sorted(r for r in finished if not r.startswith("repeat_"))
+    lines = []
+    if name in findings.REDESIGNED:
+        arms = {a for c in findings.registered_claims(name) for a in c.arms}
+        planned = len(arms) * len(params["seeds"])
+        lines.append(f"{name}: {len(first)} of {planned} runs finished")
+    else:
+        planned = None
+        lines.append(f"{name}: {len(first)} runs finished")
+    if len(finished) > len(first):
+        lines[-1] += f" (+ {len(finished) - len(first)} at the stopping rule's repeat length)"
+    for rel, rec in sorted(finished.items()):
+        amp = "bf16" if rec.get("amp") == "bf16" else "fp32"
+        seconds = float(rec.get("train_seconds_total") or 0.0)
+        val = float(rec.get("val_psnr_y") or float("nan"))
+        lines.append(f"  {rel:<28} {seconds:8,.0f} s  {amp}  val {val:.2f} dB")
+    for log in sorted(folder.glob("**/log.csv")) if folder.is_dir() else []:
+        if (log.parent / "metrics.json").is_file():
+            continue
+        rows = [r for r in log.read_text().splitlines()[1:] if r.strip()]
+        at = int(rows[-1].split(",")[0]) if rows else 0
+        rel = str(log.parent.relative_to(folder))
+        lines.append(f"  {rel:<28} in progress: iteration {at:,} of {params['iterations']:,}")
+    if planned is not None and first and planned > len(first):
+        median = statistics.median(
+            float(finished[r].get("train_seconds_total") or 0.0) for r in first
+        )
+        left = planned - len(first)
+        lines.append(
+            f"projection: {left} runs left x {median:,.0f} s (median finished run, pauses "
+            f"included) = {left * median / 3600:.1f} h, before any repeat a stopping rule asks"
+        )
+    return "\n".join(lines)
 
 
 def run(name: str, size: str = "full", *, skip_optional: bool = False) -> None:
@@ -256,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     arch_p.add_argument("name", choices=list(EXPERIMENTS))
     arch_p.add_argument("--size", choices=("full", "quick"), default="full")
+    status_p = sub.add_parser("status", help="a study's finished and running runs, time left")
+    status_p.add_argument("name", choices=list(EXPERIMENTS))
+    status_p.add_argument("--size", choices=("full", "quick"), default="full")
     sub.add_parser("list", help="list the experiments")
     readme_p = sub.add_parser("readme", help="render README.md's stored-experiment section")
     readme_p.add_argument("--check", action="store_true", help="exit 1 if it is stale")
@@ -264,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
         return render_readme(args.check)
     if args.cmd == "archive":
         archive(args.name, args.size)
+        return 0
+    if args.cmd == "status":
+        print(status(args.name, args.size))
         return 0
     if args.cmd == "list":
         for name, (notebook, target) in EXPERIMENTS.items():

@@ -150,3 +150,42 @@ def test_the_runner_resumes_a_study_in_the_precision_of_its_finished_runs(
         "bf16 autocast (channels_last)" if recorded == "bf16" else "fp32 (channels_last)"
     )
     assert seen["prov"]["train_seconds"] == 5
+
+
+def test_status_counts_finished_runs_once_and_projects_what_is_left(tmp_path, monkeypatch) -> None:
+    """A run both archived and still in the run folder counts once; a run with a log and no
+    metrics is in progress at its last logged iteration; the projection is the registered
+    runs left times the median finished run's training wall time."""
+    import json
+
+    tool = _tool()
+    folder = tmp_path / "runs" / "architecture_v2"
+    archive = tmp_path / "archive" / "architecture_v2"
+    for root, rel, seconds in [
+        (archive, "0_seed0", 100.0),
+        (folder, "0_seed0", 100.0),
+        (folder, "0_seed1", 300.0),
+        (archive, "0_seed2", 200.0),
+    ]:
+        stage = root / rel / "psnr"
+        stage.mkdir(parents=True)
+        record = {"amp": "none", "train_seconds_total": seconds, "val_psnr_y": 23.0}
+        (stage / "metrics.json").write_text(json.dumps(record))
+    running = folder / "0_seed3" / "psnr"
+    running.mkdir(parents=True)
+    (running / "log.csv").write_text("iter,l_pix\n0,\n60,0.1\n120,0.09\n")
+    monkeypatch.setattr(tool, "run_folder", lambda name, size: folder)
+    monkeypatch.setattr(tool, "ARCHIVE_DIR", tmp_path / "archive")
+    lines = tool.status("architecture_v2").splitlines()
+    assert lines[0] == "architecture_v2: 3 of 20 runs finished"
+    assert sum(line.endswith("s  fp32  val 23.00 dB") for line in lines) == 3
+    assert lines[4].split() == [
+        "0_seed3/psnr",
+        "in",
+        "progress:",
+        "iteration",
+        "120",
+        "of",
+        "6,000",
+    ]
+    assert lines[-1].startswith("projection: 17 runs left x 200 s") and "= 0.9 h" in lines[-1]
