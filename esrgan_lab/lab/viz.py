@@ -321,7 +321,9 @@ def paired_effects(findings: Sequence[Finding], *, title: str) -> plt.Figure:
     and *contradicted* when wholly on the other (:mod:`esrgan_lab.lab.stats`). Each claim
     gets its own axis around 0, so that an effect of a tenth of a dB is as readable as one
     of several dB: compare magnitudes by the numbers written beside each row, not by
-    length. A claim whose optional arm was not trained reads "not run".
+    length. A claim whose optional arm was not trained reads "not run". An event-rate
+    endpoint is decided by its exact McNemar test, whose p-value is written instead of the
+    interval; its t interval is then drawn dashed, as a description only.
 
     Args:
         findings: From :func:`esrgan_lab.lab.findings.study_findings`.
@@ -333,8 +335,10 @@ def paired_effects(findings: Sequence[Finding], *, title: str) -> plt.Figure:
     for i, (ax, f) in enumerate(zip(axes[:, 0], findings)):
         a, b = f.claim.arms
         unit = f.claim.endpoint.unit
+        shift = f.claim.endpoint.shift
+        label = f"{wrap(a, 34)}\nminus {wrap(b, 34)}" + (f"\nshift: {shift}" if shift else "")
         ax.set_yticks([0])
-        ax.set_yticklabels([f"{wrap(a, 34)}\nminus {wrap(b, 34)}"], fontsize=8)
+        ax.set_yticklabels([label], fontsize=8)
         ax.set_ylim(-0.5, 0.5)
         ax.axvline(0, color=REFERENCE_COLOR, ls="--", lw=1)
         if f.effect is None:
@@ -363,12 +367,18 @@ def paired_effects(findings: Sequence[Finding], *, title: str) -> plt.Figure:
             ax.axvspan(lo - pad, 0, color=OUTCOME_COLORS["reproduced"], alpha=0.07, lw=0)
         jitter = np.linspace(-0.18, 0.18, len(e.differences))
         ax.scatter(e.differences, jitter, s=16, color=color, alpha=0.65, zorder=3)
-        ax.hlines(0, e.low, e.high, color=color, lw=3, zorder=2)
+        # An event-rate endpoint is decided by the exact McNemar test; its t interval is
+        # then only descriptive, and drawn thin and dashed.
+        rate = f.rate_test is not None
+        ax.hlines(0, e.low, e.high, color=color, lw=1.2 if rate else 3, ls="--" if rate else "-")
         ax.plot(e.mean, 0, "D", color=color, ms=6, zorder=4)
+        basis = (
+            f"McNemar p = {f.rate_test.p_value:.3f}" if rate else f"[{e.low:+.3f}, {e.high:+.3f}]"
+        )
         ax.text(
             1.01,
             0,
-            f"{f.outcome}\n{e.mean:+.3f} {unit}\n[{e.low:+.3f}, {e.high:+.3f}]",
+            f"{f.outcome}\n{e.mean:+.3f} {unit}".rstrip() + f"\n{basis}",
             transform=ax.get_yaxis_transform(),
             va="center",
             fontsize=8,
@@ -377,8 +387,9 @@ def paired_effects(findings: Sequence[Finding], *, title: str) -> plt.Figure:
         ax.tick_params(axis="x", labelsize=8)
         following = findings[i + 1].claim.endpoint if i + 1 < len(findings) else None
         if following is None or following.metric != f.claim.endpoint.metric:
+            units = f" ({unit})" if unit else ""
             ax.set_xlabel(
-                f"{f.claim.endpoint.metric}: A - B per seed ({unit}); predicted side shaded",
+                f"{f.claim.endpoint.metric}: A - B per seed{units}; predicted side shaded",
                 fontsize=8,
             )
     fig.suptitle(title, fontsize=10)

@@ -77,3 +77,43 @@ def test_paired_effects_draws_each_verdict_from_its_interval() -> None:
         assert label.get_color() == viz.OUTCOME_COLORS[f.outcome]
     assert [f.outcome for f in found].count("contradicted") == 1
     assert axes[-1].texts[0].get_text() == "not run"
+
+
+def test_paired_effects_shows_a_rate_endpoint_by_its_mcnemar_test() -> None:
+    """An event-rate claim is decided by the exact McNemar test: its p-value is written and
+    the t interval drawn thin, as a description."""
+    import dataclasses
+
+    from matplotlib.collections import LineCollection
+
+    from esrgan_lab.lab import findings
+    from esrgan_lab.lab.stats import McNemar
+
+    plain = findings.study_findings("deep_trunk_v2")[0]
+    rated = dataclasses.replace(plain, rate_test=McNemar(3, 0, 1, 1, 0.25))
+    fig = viz.paired_effects([plain, rated], title="t")
+    widths = []
+    for ax in fig.axes:
+        (bar,) = [c for c in ax.collections if isinstance(c, LineCollection)]
+        widths.append(bar.get_linewidth()[0])
+    assert widths[1] < widths[0]
+    assert fig.axes[1].texts[0].get_text().endswith("McNemar p = 0.250")
+    assert fig.axes[0].texts[0].get_text().endswith("]")
+
+
+def test_paired_effects_names_a_shifted_endpoint_and_a_unitless_metric() -> None:
+    """Claims that differ only by their shifted test data are told apart by their labels,
+    and a metric without a unit (NIQE) gets no empty brackets."""
+    import dataclasses
+
+    from esrgan_lab.lab import findings
+
+    plain = findings.study_findings("deep_trunk_v2")[0]
+    endpoint = dataclasses.replace(plain.claim.endpoint, shift="dark (gain 0.5)", unit="")
+    shifted = dataclasses.replace(plain, claim=dataclasses.replace(plain.claim, endpoint=endpoint))
+    ax = viz.paired_effects([shifted], title="t").axes[0]
+    assert ax.get_yticklabels()[0].get_text().endswith("\nshift: dark (gain 0.5)")
+    assert "()" not in ax.get_xlabel() and ax.get_xlabel().endswith(
+        "per seed; predicted side shaded"
+    )
+    assert ax.texts[0].get_text().split("\n")[1] == f"{plain.effect.mean:+.3f}"
