@@ -129,7 +129,7 @@ def status(name: str, size: str = "full") -> str:
     import json
     import statistics
 
-    from esrgan_lab.lab.runs import finished_stages
+    from esrgan_lab.lab.runs import finished_stages, read_log
 
     notebook, _ = EXPERIMENTS[name]
     params = study_params(notebook, size, CONFIG_SECTION.get(name, "study"))
@@ -158,8 +158,8 @@ def status(name: str, size: str = "full") -> str:
     for log in sorted(folder.glob("**/log.csv")) if folder.is_dir() else []:
         if (log.parent / "metrics.json").is_file():
             continue
-        rows = [r for r in log.read_text().splitlines()[1:] if r.strip()]
-        at = int(rows[-1].split(",")[0]) if rows else 0
+        iters = read_log(log).get("iter", [])
+        at = int(iters[-1]) if len(iters) else 0
         rel = str(log.parent.relative_to(folder))
         lines.append(f"  {rel:<28} in progress: iteration {at:,} of {params['iterations']:,}")
     if planned is not None and first and planned > len(first):
