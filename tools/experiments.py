@@ -180,7 +180,7 @@ def run(name: str, size: str = "full", *, skip_optional: bool = False) -> None:
             f"{name} is registered (issue 28) but its runner is not ready: {NOT_READY[name]}"
         )
     from esrgan_lab.lab.runs import restore_runs, study_amp
-    from esrgan_lab.training.runtime import native_bf16
+    from esrgan_lab.training.runtime import resolve_amp
 
     notebook, target = EXPERIMENTS[name]
     study = _function(target)
@@ -196,7 +196,8 @@ def run(name: str, size: str = "full", *, skip_optional: bool = False) -> None:
     extra = {"optional": False} if skip_optional and params.get("optional_arms") else {}
     # One precision for all of a study's runs, since its arms are compared per seed: that of
     # the runs already finished (here or restored), else what `amp: auto` picks on this host.
-    amp = study_amp(folder) or ("bf16" if native_bf16(torch.device("cpu")) else "none")
+    here = "bf16" if resolve_amp("auto", torch.device("cpu")) is not None else "none"
+    amp = study_amp(folder) or here
     params = {**params, "amp": amp}
     torch.set_num_threads(int(params.get("threads", 2)))
     print(f"== {name}: {notebook} study, params {params}", flush=True)
