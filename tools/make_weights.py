@@ -492,38 +492,70 @@ def full_readme_section() -> str:
     return "\n".join(lines)
 
 
-def full_main(skip_training: bool, without_urban100: bool = False) -> int:
-    """Train (or resume) the full-size pair, choose alpha, ship fp16 weights and cards."""
+def made_from(*paths: Path) -> dict[str, str]:
+    """What a stored selection or score was computed from: each weights file's sha256, so a
+    retrained model is never given the numbers of the one it replaced."""
+    from esrgan_lab.download import file_digest
+
+    return {p.name: file_digest(p) for p in paths}
+
+
+def reusable(file: Path, key: dict[str, str]) -> dict | None:
+    """The stored JSON ``file`` when it was made from the files ``key`` names, else ``None``."""
+    if not file.exists():
+        return None
+    stored = json.loads(file.read_text())
+    return stored if stored.get("made_from", {}) == key else None
+
+
+def ship_run(name: str, stage: str) -> None:
+    """Copy a finished run's metrics and log beside the weights."""
+    dest = WEIGHTS / "runs" / name
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(RUNS / name / "metrics.json", dest / "metrics.json")
+    shutil.copyfile(RUNS / name / stage / "log.csv", dest / "log.csv")
+
+
+def full_main(skip_training: bool, without_urban100: bool = False, gan_only: bool = False) -> int:
+    """Train (or resume) the full-size pair, choose alpha, ship fp16 weights and cards.
+
+    The chain is ``full_psnr`` -> ``data/weights/full-psnr-x4.safetensors`` -> ``full_gan``
+    (whose config starts from that shipped file) -> interpolation between the two. With
+    ``gan_only`` the shipped ``full-psnr-x4`` is kept as it is and only the GAN stage runs.
+    """
     import yaml
 
     from esrgan_lab.evaluation.evaluate import evaluate_model
     from esrgan_lab.weights.checkpoints import interpolate, load_checkpoint, save_checkpoint
     from esrgan_lab.weights.loading import load_model
 
+    config = {"num_in_ch": 3, "num_out_ch": 3, "scale": 4, "res_scale": 0.2}
+    config.update(num_feat=64, num_block=23, num_grow_ch=32)
+    psnr_path = WEIGHTS / "full-psnr-x4.safetensors"
+    if not gan_only:
+        if not skip_training:
+            train("full_psnr")
+        ship_run("full_psnr", "psnr")
+        psnr_run = load_checkpoint(RUNS / "full_psnr" / "net_g_ema.safetensors")
+        save_checkpoint(half_state_dict(psnr_run), psnr_path, config=config)
     if not skip_training:
-        for name, _ in FULL_RECIPES:
-            train(name)
-    runs = WEIGHTS / "runs"
-    for name, stage in FULL_RECIPES:
-        dest = runs / name
-        dest.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(RUNS / name / "metrics.json", dest / "metrics.json")
-        shutil.copyfile(RUNS / name / stage / "log.csv", dest / "log.csv")
-    psnr_path = RUNS / "full_psnr" / "net_g_ema.safetensors"
+        train("full_gan")
+    ship_run("full_gan", "gan")
     gan_path = RUNS / "full_gan" / "net_g_ema.safetensors"
+    runs = WEIGHTS / "runs"
     selection_file = runs / "full_gan" / "interpolation.json"
-    if selection_file.exists():
-        selection = json.loads(selection_file.read_text())
-    else:
+    key = made_from(psnr_path, gan_path)
+    selection = reusable(selection_file, key)
+    if selection is None:
         val = yaml.safe_load((REPO_ROOT / "configs" / "full_gan.yaml").read_text())["data"]["val"]
         selection = choose_alpha(
             psnr_path, gan_path, val, margin_db=FULL_PSNR_MARGIN_DB, alphas=FULL_ALPHAS
         )
+        selection["made_from"] = key
         selection_file.write_text(json.dumps(selection, indent=2) + "\n")
-    config = {"num_in_ch": 3, "num_out_ch": 3, "scale": 4, "res_scale": 0.2}
-    config.update(num_feat=64, num_block=23, num_grow_ch=32)
-    psnr_sd, gan_sd = load_checkpoint(psnr_path), load_checkpoint(gan_path)
-    save_checkpoint(half_state_dict(psnr_sd), WEIGHTS / "full-psnr-x4.safetensors", config=config)
+    # Interpolate in fp32 (the shipped PSNR end is stored in fp16), store in fp16.
+    psnr_sd = {k: v.float() for k, v in load_checkpoint(psnr_path).items()}
+    gan_sd = load_checkpoint(gan_path)
     blended = interpolate(psnr_sd, gan_sd, selection["alpha"])
     save_checkpoint(half_state_dict(blended), WEIGHTS / "full-gan-x4.safetensors", config=config)
     if selection["alpha"] != 1.0:
@@ -535,10 +567,12 @@ def full_main(skip_training: bool, without_urban100: bool = False) -> int:
         if without_urban100:
             sets = tuple(s for s in sets if s != "Urban100")
         file = runs / f"eval_{name}.json"
-        stored = json.loads(file.read_text()) if file.exists() else {"mean": {}}
+        shipped = WEIGHTS / f"{name}.safetensors"
+        key = made_from(shipped) if shipped.exists() else {}
+        stored = reusable(file, key) or {"mean": {}}
         if not all(s in stored["mean"] for s in sets):
             report = evaluate_model(name, list(sets), niqe=True, progress=False)
-            stored = report.to_dict()
+            stored = {**report.to_dict(), "made_from": key}
             file.write_text(json.dumps(stored, indent=2) + "\n")
         scores[name] = stored
         print(name, {k: (round(v["psnr"], 3), v["niqe"]) for k, v in stored["mean"].items()})
@@ -569,6 +603,11 @@ def main(argv: list[str] | None = None) -> int:
         help="with --full: score Set5 and Set14 only (Urban100 takes ~20 min per model)",
     )
     parser.add_argument(
+        "--gan-only",
+        action="store_true",
+        help="with --full: keep the shipped full-psnr-x4 and train only the GAN stage from it",
+    )
+    parser.add_argument(
         "--readme-only", action="store_true", help="only re-render the README's weights table"
     )
     args = parser.parse_args(argv)
@@ -576,7 +615,7 @@ def main(argv: list[str] | None = None) -> int:
         update_readme()
         return 0
     if args.full:
-        return full_main(args.skip_training, args.without_urban100)
+        return full_main(args.skip_training, args.without_urban100, args.gan_only)
     if not args.skip_training:
         for name, _ in RECIPES:
             train(name)
