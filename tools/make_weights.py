@@ -383,7 +383,8 @@ def full_cards(selection: dict, scores: dict[str, dict], baboon: dict) -> None:
             "The paper's full-size RRDBNet (23 RRDBs, 64 features, growth 32), fine-tuned by "
             "`make full-weights` (`tools/make_weights.py --full`) with the project's trainer on "
             f"{prov['cpu']} ({prov['cpu_count']} cores, {prov['cpu_capability']}), torch "
-            f"{prov['torch']}, commit `{prov['commit'][:10]}`, {prov['date']}. "
+            f"{prov['torch']}, commit `{prov['commit'][:10]}`"
+            f"{' with uncommitted changes' if prov.get('dirty') else ''}, {prov['date']}. "
             "Stored as fp16 safetensors (loaded as fp32).",
             "",
             start,
