@@ -3,12 +3,12 @@ they were computed from (a retrained model never inherits its predecessor's numb
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,24 +23,30 @@ def make_weights():
     return module
 
 
-def test_made_from_names_each_file_by_its_sha256(make_weights, tmp_path) -> None:
-    a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
-    a.write_bytes(b"psnr weights")
-    b.write_bytes(b"gan weights")
-    assert make_weights.made_from(a, b) == {
-        "a.safetensors": hashlib.sha256(b"psnr weights").hexdigest(),
-        "b.safetensors": hashlib.sha256(b"gan weights").hexdigest(),
-    }
+def test_made_from_digests_the_tensors_not_the_file(make_weights, tmp_path) -> None:
+    from safetensors.torch import save_file
+
+    weights = {"a": torch.arange(6, dtype=torch.float16).reshape(2, 3), "b": torch.ones(2)}
+    one, two = tmp_path / "one.safetensors", tmp_path / "two.safetensors"
+    save_file(weights, str(one), metadata={"x": "1", "y": "2"})
+    save_file(dict(reversed(weights.items())), str(two), metadata={"y": "2", "x": "1"})
+    digest = make_weights.weights_digest
+    assert digest(one) == digest(two)  # same tensors, files written differently
+    assert make_weights.made_from(one) == {"one.safetensors": digest(one)}
+    save_file({**weights, "b": torch.full((2,), 2.0)}, str(two))
+    assert digest(one) != digest(two)  # one tensor changed
 
 
 def test_stored_numbers_are_reused_only_for_the_same_weights(make_weights, tmp_path) -> None:
+    from safetensors.torch import save_file
+
     weights, stored = tmp_path / "full-gan-x4.safetensors", tmp_path / "eval.json"
     assert make_weights.reusable(stored, {}) is None  # nothing stored yet
-    weights.write_bytes(b"version 1")
+    save_file({"w": torch.zeros(3)}, str(weights))
     key = make_weights.made_from(weights)
     stored.write_text(json.dumps({"mean": {"Set5": 1.0}, "made_from": key}))
     assert make_weights.reusable(stored, key)["mean"] == {"Set5": 1.0}
-    weights.write_bytes(b"version 2")  # retrained: the stored scores belong to version 1
+    save_file({"w": torch.ones(3)}, str(weights))  # retrained: the scores belong to the old one
     assert make_weights.reusable(stored, make_weights.made_from(weights)) is None
     # A file stored before the key existed serves only models that have no weights file.
     stored.write_text(json.dumps({"mean": {"Set5": 1.0}}))

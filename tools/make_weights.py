@@ -493,12 +493,30 @@ def full_readme_section() -> str:
     return "\n".join(lines)
 
 
-def made_from(*paths: Path) -> dict[str, str]:
-    """What a stored selection or score was computed from: each weights file's sha256, so a
-    retrained model is never given the numbers of the one it replaced."""
-    from esrgan_lab.download import file_digest
+def weights_digest(path: Path) -> str:
+    """sha256 of a safetensors file's tensors (names, dtypes, shapes and bytes in name order).
 
-    return {p.name: file_digest(p) for p in paths}
+    Not of the file: safetensors writes its metadata in no fixed order, so rewriting the same
+    weights gives a different file digest."""
+    import hashlib
+
+    import torch
+    from safetensors import safe_open
+
+    h = hashlib.sha256()
+    with safe_open(str(path), "pt") as f:
+        for key in sorted(f.keys()):
+            tensor = f.get_tensor(key).contiguous()
+            h.update(f"{key}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+            h.update(tensor.view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def made_from(*paths: Path) -> dict[str, str]:
+    """What a stored selection or score was computed from: each weights file's tensor digest
+    (:func:`weights_digest`), so a retrained model never gets the numbers of the one it
+    replaced."""
+    return {p.name: weights_digest(p) for p in paths}
 
 
 def reusable(file: Path, key: dict[str, str]) -> dict | None:
