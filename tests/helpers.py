@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -35,3 +39,17 @@ def missing(reason: str) -> None:
     if os.environ.get("ESRGAN_LAB_REQUIRE_DATA") == "1":
         pytest.fail(f"required data missing: {reason}")
     pytest.skip(reason)
+
+
+def load_tool(name: str) -> ModuleType:
+    """The script ``tools/<name>.py`` imported as a module (the tools are not a package).
+
+    It is registered in ``sys.modules`` first, as dataclasses defined in it look their
+    module up there.
+    """
+    path = Path(__file__).resolve().parents[1] / "tools" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

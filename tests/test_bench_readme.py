@@ -3,22 +3,19 @@ this test writes (two machines, so that each table names the one it was measured
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import load_tool
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
 def bench_readme(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location(
-        "bench_readme", REPO / "tools" / "bench_readme.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_tool("bench_readme")
     monkeypatch.setattr(module, "RESULTS", tmp_path)
     return module
 

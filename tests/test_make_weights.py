@@ -3,24 +3,20 @@ they were computed from (a retrained model never inherits its predecessor's numb
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests.helpers import load_tool
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
 def make_weights():
-    spec = importlib.util.spec_from_file_location(
-        "make_weights", REPO / "tools" / "make_weights.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("make_weights")
 
 
 def test_made_from_digests_the_tensors_not_the_file(make_weights, tmp_path) -> None:

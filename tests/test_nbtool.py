@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import nbformat
+
+from tests.helpers import load_tool
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _nbtool():
-    spec = importlib.util.spec_from_file_location("nbtool", REPO / "tools" / "nbtool.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("nbtool")
 
 
 def test_store_notebook_keeps_checked_outputs_and_images(tmp_path, monkeypatch):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import functools
 import html
-import importlib.util
 import re
 import struct
 from html.parser import HTMLParser
@@ -24,6 +23,8 @@ from urllib.parse import unquote, urlsplit
 
 import nbformat
 import pytest
+
+from tests.helpers import load_tool
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -34,10 +35,7 @@ STORE = "store it again: python tools/nbtool.py store"
 
 
 def _book():
-    spec = importlib.util.spec_from_file_location("book", REPO / "tools" / "book.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("book")
 
 
 @functools.cache

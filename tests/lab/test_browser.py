@@ -13,14 +13,14 @@ package (tests/test_ensure_chromium.py checks that decision against a fake apt-g
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import load_tool
 
 pytestmark = pytest.mark.browser
 
@@ -29,13 +29,7 @@ NOTEBOOK = REPO_ROOT / "notebooks" / "01_architecture.ipynb"
 
 
 def _load_lab_browser():
-    spec = importlib.util.spec_from_file_location(
-        "lab_browser", REPO_ROOT / "tools" / "lab_browser.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("lab_browser")
 
 
 lab_browser = _load_lab_browser()
@@ -120,9 +114,7 @@ def test_book_in_chromium_shows_every_image_listing_and_link(chromium, tmp_path)
     the site reaches a page (and the anchor, where it names one)."""
     from urllib.parse import unquote, urlsplit
 
-    spec = importlib.util.spec_from_file_location("book", REPO_ROOT / "tools" / "book.py")
-    book = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(book)
+    book = load_tool("book")
     pages = book.build(tmp_path / "book")
     seen: dict[Path, dict] = {}
     problems: list[str] = []

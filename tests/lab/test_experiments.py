@@ -6,6 +6,7 @@ import pytest
 
 from esrgan_lab.lab import arch_study as arch
 from esrgan_lab.lab.experiments import compare
+from tests.helpers import load_tool
 
 
 def test_compare_gives_the_paired_interval_and_no_verdict() -> None:
@@ -44,16 +45,7 @@ def test_deep_description_keeps_every_run_and_draws_no_verdict() -> None:
 
 
 def _tool():
-    import importlib.util
-
-    from esrgan_lab.settings import REPO_ROOT
-
-    spec = importlib.util.spec_from_file_location(
-        "experiments_tool", REPO_ROOT / "tools" / "experiments.py"
-    )
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
+    return load_tool("experiments")
 
 
 def test_training_seconds_sums_stage_records_only(tmp_path) -> None:
