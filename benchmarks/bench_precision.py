@@ -80,7 +80,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def cpu_table(args: argparse.Namespace, model: torch.nn.Module, work: Path) -> list[dict]:
     images = calibration_images(args.calib_images)
     assert_disjoint(images, evaluation_images())
-    reader = make_reader(images, "seed")
+    reader = make_reader(images, "vendor")
     methods = [m for m in args.methods.split(",") if m]
     variants: list[Variant] = build_variants(
         model, work, reader, methods=methods, log=lambda m: print(f"  {m}")

@@ -7,7 +7,7 @@ Conventions (written down once, used everywhere):
   uint16); :mod:`esrgan_lab.data.images` converts them once.
 * Metrics work in float64 on [0, 255], on the Y channel (MATLAB BT.601 ``rgb2ycbcr``),
   with ``crop_border = scale`` pixels shaved from each border, as BasicSR documents.
-* The seed's ``get_image_data`` / ``postprocess`` keep their own cv2/BGR contract.
+* The vendor's ``get_image_data`` / ``postprocess`` keep their own cv2/BGR contract.
 * Image names: ``lq`` (low quality input), ``gt`` (ground truth), ``sr`` (output).
 
 Public names are imported lazily, so ``import esrgan_lab as lab`` is cheap and
@@ -30,9 +30,9 @@ _EXPORTS: dict[str, str] = {
     "ResidualDenseBlock": "model.rrdbnet",
     "count_parameters": "model.rrdbnet",
     "ModelSpec": "model.spec",
-    # seed pipeline
-    "get_image_data": "data.seed",
-    "postprocess": "data.seed",
+    # vendor pipeline
+    "get_image_data": "data.vendor",
+    "postprocess": "data.vendor",
     # complexity
     "complexity_report": "model.complexity",
     "count_flops": "model.complexity",

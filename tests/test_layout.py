@@ -212,3 +212,26 @@ def test_the_face_maps_no_name_into_the_notebook_layer() -> None:
     into_lab = {n: m for n, m in lab._EXPORTS.items() if m.split(".")[0] == "lab"}
     assert not into_lab
     assert not [n for n in _imports(PKG / "__init__.py") if n.startswith("esrgan_lab.lab")]
+
+
+def test_seed_means_a_random_seed_only() -> None:
+    """Issue 29: the benchmark the project started from is the *vendor* benchmark (its
+    pipeline, protocol and FLOP convention); "seed" is left to random seeds."""
+    import typing
+
+    from esrgan_lab.inference import int8
+    from esrgan_lab.metrics import scoring
+    from esrgan_lab.model import complexity
+
+    assert not (PKG / "data" / "seed.py").exists()
+    assert (PKG / "data" / "vendor.py").exists()
+    assert set(typing.get_args(scoring.Protocol)) == {"standard", "vendor"}
+    assert set(typing.get_args(int8.Protocol)) == {"standard", "vendor"}
+    assert "vendor" in complexity.CONVENTIONS and "seed" not in complexity.CONVENTIONS
+    public = [
+        n
+        for mod in (scoring, int8, complexity)
+        for n in vars(mod)
+        if "seed" in n.lower() and not n.startswith("_")
+    ]
+    assert not public, public

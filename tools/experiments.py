@@ -174,7 +174,27 @@ def status(name: str, size: str = "full") -> str:
     return "\n".join(lines)
 
 
-def run(name: str, size: str = "full", *, skip_optional: bool = False) -> None:
+def study_precision(name: str, finished: str | None, requested: str | None, here: str) -> str:
+    """The precision a study's next runs train in: that of its finished runs, else the
+    requested one (``--amp``), else what ``amp: auto`` picks on this host (``here``).
+
+    Raises:
+        SystemExit: ``requested`` contradicts the finished runs, or asks for bf16 on a host
+            without it.
+    """
+    if requested is not None and finished is not None and requested != finished:
+        raise SystemExit(
+            f"{name}: its finished runs trained with amp {finished!r}, not {requested!r}; "
+            "a study's runs share one precision (runs.study_amp)"
+        )
+    if (finished or requested) == "bf16" and here != "bf16":
+        raise SystemExit(f"{name}: its runs train in bf16, which this CPU lacks natively")
+    return finished or requested or here
+
+
+def run(
+    name: str, size: str = "full", *, skip_optional: bool = False, amp: str | None = None
+) -> None:
     if name in NOT_READY:
         raise SystemExit(
             f"{name} is registered (issue 28) but its runner is not ready: {NOT_READY[name]}"
@@ -196,9 +216,11 @@ def run(name: str, size: str = "full", *, skip_optional: bool = False) -> None:
     extra = {"optional": False} if skip_optional and params.get("optional_arms") else {}
     # One precision for all of a study's runs, since its arms are compared per seed: that of
     # the runs already finished (here or restored), else what `amp: auto` picks on this host.
+    # `amp` (``--amp``) fixes it for a study's first run, so that a study started on a host
+    # with native bf16 can still be finished on one without (fp32: "none"); it must agree
+    # with the finished runs' precision.
     here = "bf16" if resolve_amp("auto", torch.device("cpu")) is not None else "none"
-    amp = study_amp(folder) or here
-    params = {**params, "amp": amp}
+    params = {**params, "amp": study_precision(name, study_amp(folder), amp, here)}
     torch.set_num_threads(int(params.get("threads", 2)))
     print(f"== {name}: {notebook} study, params {params}", flush=True)
     # Provenance is taken before the run: the commit (and whether the tree was clean) of
@@ -305,6 +327,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="leave out a study's optional arms (architecture_v2; their claims read 'not run')",
     )
+    run_p.add_argument(
+        "--amp",
+        choices=("none", "bf16"),
+        default=None,
+        help="a new study's precision (none: fp32, which every host can continue); default: "
+        "that of its finished runs, else bf16 where the CPU has it natively",
+    )
     arch_p = sub.add_parser(
         "archive", help="copy a study's finished runs into data/runs/<name> (to commit)"
     )
@@ -330,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<14} {notebook:<26} {target}")
         return 0
     for name in args.names or [n for n in EXPERIMENTS if n not in findings.REDESIGNED]:
-        run(name, args.size, skip_optional=args.skip_optional)
+        run(name, args.size, skip_optional=args.skip_optional, amp=args.amp)
     return render_readme()
 
 

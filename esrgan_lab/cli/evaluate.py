@@ -9,12 +9,12 @@ examples:
   esrgan-lab evaluate --model bicubic --dataset Set5 --dataset Set14
   esrgan-lab evaluate --model lab-gan-x4 --dataset path/to/HR --json scores.json
   esrgan-lab evaluate --sr results/ --gt Set14/          # pair by file stem
-  esrgan-lab evaluate --model bicubic --dataset skimage --protocol seed
+  esrgan-lab evaluate --model bicubic --dataset skimage --protocol vendor
 
 protocols:
   standard  GT modcrop; LQ = MATLAB bicubic; PSNR/SSIM on Y, crop = scale (papers)
-  seed      LQ = whole image resized to 128x128 (INTER_AREA); reference = GT resized
-            to the output size; PSNR/SSIM on RGB, no crop (the seed's benchmark)
+  vendor    LQ = whole image resized to 128x128 (INTER_AREA); reference = GT resized
+            to the output size; PSNR/SSIM on RGB, no crop (the vendor benchmark)
 """
 
 
@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--sr", metavar="PATH", help="SR image or folder to score (with --gt)")
     p.add_argument("--gt", metavar="PATH", help="ground-truth image or folder (with --sr)")
     p.add_argument("--scale", type=int, default=4, help="upscaling factor (default 4)")
-    p.add_argument("--protocol", choices=("standard", "seed"), default="standard")
+    p.add_argument("--protocol", choices=("standard", "vendor"), default="standard")
     p.add_argument("--json", metavar="OUT", help="also write the report as JSON")
     p.add_argument("--csv", metavar="OUT", help="also write per-image scores as CSV")
     p.add_argument(
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     if not folders and (args.model is None or not args.dataset):
         raise ConfigError("give --model and at least one --dataset (or --sr and --gt)")
     if folders and args.protocol != "standard":
-        raise ConfigError("--protocol seed needs --model (it defines its own LQ)")
+        raise ConfigError("--protocol vendor needs --model (it defines its own LQ)")
     progress = not args.no_progress
     if folders:
         report = evaluate_folders(

@@ -12,7 +12,7 @@ _LABELS = {
     "flop_counter": "torch.utils.flop_counter (2 x conv MACs)",
     "conv_macs": "conv multiply-accumulates",
     "thop": "thop 'MACs' (conv MACs + bias + LeakyReLU)",
-    "seed": "seed script (thop MACs / 9e8 * 2)",
+    "vendor": "vendor script (thop MACs / 9e8 * 2)",
 }
 
 
@@ -76,11 +76,11 @@ def run(args: argparse.Namespace) -> int:
     print("FLOPs by counting convention:")
     for conv in CONVENTIONS:
         value = rep["flops"][conv]
-        giga = value if conv == "seed" else value / 1e9
-        unit = "'GFLOPs' as the seed printed" if conv == "seed" else "G"
+        giga = value if conv == "vendor" else value / 1e9
+        unit = "'GFLOPs' as the vendor printed" if conv == "vendor" else "G"
         print(f"  {conv:<13} {giga:>12.3f} {unit:<28} {_LABELS[conv]}")
         if args.per_component:
             for comp, v in rep["flops_per_component"][conv].items():
-                g = v if conv == "seed" else v / 1e9
+                g = v if conv == "vendor" else v / 1e9
                 print(f"      {comp:<24} {g:>12.3f}")
     return 0

@@ -87,10 +87,10 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--protocol",
-        choices=("seed", "standard"),
+        choices=("vendor", "standard"),
         default="standard",
         help="how calibration images become inputs: standard (default: MATLAB-bicubic LQ, "
-        "centre crop of --patch px) or seed (whole image to 128x128)",
+        "centre crop of --patch px) or vendor (whole image to 128x128)",
     )
     p.add_argument(
         "--patch",

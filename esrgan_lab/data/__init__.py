@@ -4,7 +4,7 @@
   conversion between OpenCV arrays and RGB tensors, and its one rounding rule.
 * :mod:`.degrade` - MATLAB-compatible bicubic ``imresize``, ``modcrop`` and the standard
   x4 LQ image (paper Sec. 4.1: "down-sampling HR images with the MATLAB bicubic kernel").
-* :mod:`.seed` - the seed project's pre- and post-processing, exactly.
+* :mod:`.vendor` - the vendor benchmark's pre- and post-processing, exactly.
 * :mod:`.samples` - scikit-image sample images, the fallback when no dataset is set.
 * :mod:`.sources` - where images come from: folders, named sets, sample sets.
 * :mod:`.paired` - GT/LQ training patches (stateless, resumable streams) and whole

@@ -2,7 +2,7 @@
 
 With ``ESRGAN_LAB_DATA`` set, samples come from the benchmark folders (e.g.
 ``Set14/baboon.png``). Without it, they come from the images that scikit-image ships,
-written once as PNG files to a cache folder so that file-based code paths (the seed's
+written once as PNG files to a cache folder so that file-based code paths (the vendor's
 ``cv2.imread``) can be shown on them too.
 """
 

@@ -5,7 +5,7 @@ name, a torch module, an ONNX Runtime session, OpenVINO or any callable on uint8
 images) is called for scoring; :func:`score_pairs` runs it over image pairs and scores
 the outputs with :func:`esrgan_lab.metrics.scoring.score_outputs`;
 :func:`evaluate_model` does so on whole datasets under a protocol
-(:mod:`esrgan_lab.metrics.scoring` describes ``standard`` and ``seed``), and
+(:mod:`esrgan_lab.metrics.scoring` describes ``standard`` and ``vendor``), and
 :func:`evaluate_folders` scores SR images already on disk. ``esrgan-lab evaluate``, the
 trainer's validation and the notebooks' studies call these.
 """
@@ -131,14 +131,14 @@ def score_pairs(
         pairs: :class:`~esrgan_lab.data.paired.ImagePair` s (e.g. a
             :class:`~esrgan_lab.data.paired.PairedImageSet`).
         scale: Upscaling factor.
-        protocol: ``"standard"`` (Y channel, ``crop_border = scale``) or ``"seed"``
+        protocol: ``"standard"`` (Y channel, ``crop_border = scale``) or ``"vendor"``
             (RGB, no crop).
         niqe, keep_outputs: See :func:`score_outputs`.
         progress: A tqdm bar on stderr.
         label: Model name in the report.
     """
     if protocol not in COMPARISON or protocol == "folders":
-        raise ConfigError(f"unknown protocol {protocol!r} (standard or seed)")
+        raise ConfigError(f"unknown protocol {protocol!r} (standard or vendor)")
     name = label or (model if isinstance(model, str) else type(model).__name__)
     report = EvaluationReport(str(name), protocol, scale, COMPARISON[protocol])
     total = len(pairs) if hasattr(pairs, "__len__") else None
@@ -178,7 +178,7 @@ def evaluate_model(
         datasets: Source strings (:mod:`esrgan_lab.data.sources`): folders, names under
             ``ESRGAN_LAB_DATA``, ``"skimage"``.
         scale: Upscaling factor.
-        protocol: ``"standard"`` or ``"seed"`` (module docstring).
+        protocol: ``"standard"`` or ``"vendor"`` (module docstring).
         niqe: Also compute NIQE of each output (``None`` entries when unavailable).
         progress: Show a tqdm bar on stderr.
         device: Device for networks loaded by name.
@@ -188,8 +188,8 @@ def evaluate_model(
     Raises:
         DataError, ImageReadError, ConfigError, CheckpointError: one-line messages.
     """
-    if protocol not in ("standard", "seed"):
-        raise ConfigError(f"unknown protocol {protocol!r} (standard or seed)")
+    if protocol not in ("standard", "vendor"):
+        raise ConfigError(f"unknown protocol {protocol!r} (standard or vendor)")
     if scale < 1:
         raise ConfigError(f"scale must be a positive integer, got {scale}")
     label = model if isinstance(model, str) else type(model).__name__

@@ -2,7 +2,7 @@
 
 ONNX Runtime static quantization in the QDQ format
 (``onnxruntime.quantization.quantize_static``): per-channel int8 weights, uint8 (or int8)
-activations whose ranges are calibrated with ``Percentile`` (the seed's method),
+activations whose ranges are calibrated with ``Percentile`` (the vendor's method),
 ``MinMax`` or ``Entropy``.
 
 Calibration data comes from *training* images (BSD68 / SunHays80 under
@@ -10,8 +10,8 @@ Calibration data comes from *training* images (BSD68 / SunHays80 under
 from the evaluation sets (Set5 / Set14): :func:`assert_disjoint` compares pixel content,
 not names, and raises :class:`DataError` on any overlap (scikit-image's ``cat()`` *is*
 ``chelsea()``, for example). Calibration inputs are preprocessed exactly as the protocol
-under evaluation feeds the network (seed: whole image to 128x128 with ``INTER_AREA``,
-:func:`esrgan_lab.data.seed.get_image_data`).
+under evaluation feeds the network (vendor: whole image to 128x128 with ``INTER_AREA``,
+:func:`esrgan_lab.data.vendor.get_image_data`).
 
 Weights are quantized with 7 bits by default (``reduce_range``). On x86 CPUs without VNNI
 (AVX2 only) ONNX Runtime multiplies uint8 activations by int8 weights with ``vpmaddubsw``,
@@ -40,14 +40,14 @@ from .. import settings
 from ..data.degrade import standard_pair
 from ..data.images import array_to_tensor
 from ..data.samples import skimage_sample
-from ..data.seed import SEED_INPUT_SIZE, get_image_data, seed_pair
 from ..data.sources import read_gt, resolve_dataset
+from ..data.vendor import VENDOR_INPUT_SIZE, get_image_data, vendor_pair
 from ..errors import ConfigError, DataError
 
-Protocol = Literal["seed", "standard"]
+Protocol = Literal["vendor", "standard"]
 CalibMethod = Literal["percentile", "minmax", "entropy"]
 
-#: Calibration methods in the order tables list them (the seed used percentile).
+#: Calibration methods in the order tables list them (the vendor benchmark used percentile).
 CALIBRATION_METHODS: tuple[CalibMethod, ...] = ("percentile", "minmax", "entropy")
 #: Training sets calibration images are drawn from (``$ESRGAN_LAB_DATA/<name>``).
 CALIBRATION_DATASETS: tuple[str, ...] = ("BSD68", "SunHays80")
@@ -193,13 +193,13 @@ def assert_disjoint(
 
 def preprocess(
     img: CalibrationImage,
-    protocol: Protocol = "seed",
+    protocol: Protocol = "vendor",
     scale: int = 4,
     patch: int = STANDARD_PATCH,
 ) -> np.ndarray:
     """The ``(1, 3, h, w)`` float32 RGB [0, 1] network input ``protocol`` makes of ``img``.
 
-    ``seed``: the seed's :func:`esrgan_lab.data.seed.get_image_data` (whole image to 128x128,
+    ``vendor``: the vendor's :func:`esrgan_lab.data.vendor.get_image_data` (whole image to 128x128,
     ``INTER_AREA``) for 3-channel files; the identical steps on the pixels otherwise
     (gray images become three equal channels, as the evaluation feeds them).
     ``standard``: the MATLAB-bicubic LQ of the modcropped image
@@ -209,11 +209,11 @@ def preprocess(
     if patch < 8:
         raise ConfigError(f"calibration patch must be >= 8 pixels, got {patch}")
 
-    if protocol == "seed":
+    if protocol == "vendor":
         if img.path is not None and img.image.ndim == 3:
-            size = SEED_INPUT_SIZE
+            size = VENDOR_INPUT_SIZE
             return get_image_data(img.path, (1, 3, size, size))[1]
-        _, lq = seed_pair(img.image, scale)
+        _, lq = vendor_pair(img.image, scale)
     elif protocol == "standard":
         _, lq = standard_pair(img.image, scale)
         h, w = lq.shape[:2]
@@ -221,7 +221,7 @@ def preprocess(
         top, left = (h - ph) // 2, (w - pw) // 2
         lq = lq[top : top + ph, left : left + pw]
     else:
-        raise ConfigError(f"unknown protocol {protocol!r} (seed or standard)")
+        raise ConfigError(f"unknown protocol {protocol!r} (vendor or standard)")
     return array_to_tensor(_as_bgr(lq)).numpy()
 
 
@@ -272,7 +272,7 @@ class ImageCalibrationReader:
 
 def make_reader(
     images: Sequence[CalibrationImage],
-    protocol: Protocol = "seed",
+    protocol: Protocol = "vendor",
     scale: int = 4,
     patch: int = STANDARD_PATCH,
 ) -> ImageCalibrationReader:

@@ -1,6 +1,6 @@
 """ONNX export of RRDBNet, fp16 conversion, and ONNX Runtime sessions that act like a model.
 
-The seed ran ESRGAN_x4 on a vendor accelerator through an exported graph with a fixed
+The vendor benchmark ran ESRGAN_x4 on a vendor accelerator through an exported graph with a fixed
 ``1 x 3 x 128 x 128`` input. Here the graph is exported with open tools and *dynamic*
 batch, height and width, then checked against torch before it is kept:
 

@@ -1,6 +1,6 @@
 """The precision appendix's study: fp32, bf16/fp16 autocast, ONNX fp16 and int8, scored.
 
-The seed's table reported ESRGAN_x4 (3x128x128, DIV2K) as fp32 19.688 dB / 0.605,
+The vendor's table reported ESRGAN_x4 (3x128x128, DIV2K) as fp32 19.688 dB / 0.605,
 fp16 21.939 / 0.639 and int8 with percentile calibration 18.801 / 0.510 on a vendor
 accelerator. This module rebuilds that study with open tools:
 
@@ -9,7 +9,7 @@ accelerator. This module rebuilds that study with open tools:
 * ONNX Runtime **fp32** and **fp16** graphs (:mod:`esrgan_lab.inference.onnx`);
 * ONNX Runtime **int8** post-training static quantization in the QDQ format
   (``onnxruntime.quantization.quantize_static``): per-channel int8 weights, uint8 (or
-  int8) activations whose ranges are calibrated with ``Percentile`` (the seed's method),
+  int8) activations whose ranges are calibrated with ``Percentile`` (the vendor's method),
   ``MinMax`` or ``Entropy`` on a calibration set.
 
 int8 calibration and quantization are core code (:mod:`esrgan_lab.inference.int8`, also
@@ -291,7 +291,7 @@ class PrecisionRow:
 def precision_table(
     variants: Sequence[PrecisionVariant],
     datasets: Sequence[str],
-    protocols: Sequence[Protocol] = ("seed", "standard"),
+    protocols: Sequence[Protocol] = ("vendor", "standard"),
     diff_inputs: Sequence[np.ndarray] = (),
     niqe: bool = True,
     max_images: int | None = None,
@@ -305,9 +305,9 @@ def precision_table(
         variants: From :func:`build_variants`; the first is the reference for the
             output differences (normally ``fp32 (torch)``).
         datasets: Evaluation datasets (names, folders or ``"skimage"``).
-        protocols: ``"seed"`` and/or ``"standard"`` (:mod:`esrgan_lab.metrics.scoring`).
+        protocols: ``"vendor"`` and/or ``"standard"`` (:mod:`esrgan_lab.metrics.scoring`).
         diff_inputs: ``(1, 3, h, w)`` inputs on which float outputs are compared with the
-            first variant (default: the seed inputs of the first evaluation images).
+            first variant (default: the vendor inputs of the first evaluation images).
         niqe: Also compute NIQE (``None`` where the pristine model is missing).
         max_images: Per dataset.
         latency_repeats: Timed runs at ``1x3x128x128`` per variant.
@@ -326,7 +326,7 @@ def precision_table(
             for d in datasets
             for img in evaluation_images([d], max_images=min(2, max_images or 2))
         ]
-        diff_inputs = [preprocess(i, "seed", scale) for i in images[:2]]
+        diff_inputs = [preprocess(i, "vendor", scale) for i in images[:2]]
     reference = [variants[0].forward(x) for x in diff_inputs]
     probe = np.random.default_rng(0).random((1, 3, 128, 128), dtype=np.float32)
     rows = []

@@ -122,12 +122,12 @@ def _cost(spec: ModelSpec, size: int) -> tuple[dict, MemoryEstimate]:
 
 def _giga(report: dict, convention: str) -> float:
     value = report["flops"][convention]
-    return value if convention == "seed" else value / 1e9
+    return value if convention == "vendor" else value / 1e9
 
 
 def _flops_text(report: dict, convention: str) -> str:
-    if convention == "seed":
-        return f"{_giga(report, convention):,.3f} (the seed's printed 'GFLOPs')"
+    if convention == "vendor":
+        return f"{_giga(report, convention):,.3f} (the vendor's printed 'GFLOPs')"
     return f"{_giga(report, convention):,.2f} G"
 
 
@@ -153,7 +153,7 @@ def architecture_figure(
     report, memory = _cost(spec, size)
     flops = report["flops_per_component"][convention]
     params = {k: v for k, v in report["parameters_per_component"].items() if k != "total"}
-    unit = 1.0 if convention == "seed" else 1e9
+    unit = 1.0 if convention == "vendor" else 1e9
     fig = _new_figure(10, 3.6)
     ax_f, ax_p = fig.subplots(1, 2)
     names = [n for n in flops if flops[n] > 0]
@@ -256,7 +256,7 @@ class ArchitectureExplorer:
             "flop_counter": "FLOPs (torch flop_counter)",
             "conv_macs": "conv MACs",
             "thop": "thop 'MACs'",
-            "seed": "seed 'GFLOPs'",
+            "vendor": "vendor 'GFLOPs'",
             "weights": "weights (fp32)",
             "inference": "inference activations",
             "training": "activations kept for backward",

@@ -4,7 +4,7 @@
   BasicSR and the published tables compute them.
 * :mod:`.niqe` - NIQE, the no-reference half of the perceptual index (PIRM-SR, Sec. 4.3).
 * :mod:`.fid` - Frechet Inception Distance with the pytorch-fid Inception network.
-* :mod:`.scoring` - the ``standard`` and ``seed`` protocols and the project's one
+* :mod:`.scoring` - the ``standard`` and ``vendor`` protocols and the project's one
   scoring loop over SR / reference images; running a model to get them is
   :mod:`esrgan_lab.evaluation`.
 """

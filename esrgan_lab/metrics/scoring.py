@@ -12,13 +12,13 @@ very different numbers for the same network:
     crop. The ``bicubic`` baseline upsamples LQ with the same MATLAB ``imresize``;
     ``nearest`` and ``lanczos`` use ``cv2.resize``.
 
-``seed`` (what the seed benchmark did; reproduced, not recommended):
+``vendor`` (what the vendor benchmark did; reproduced, not recommended):
     LQ is the *whole* image squashed to 128x128 with ``cv2.resize(INTER_AREA)`` (the
-    seed's ``get_image_data``; aspect ratio is not kept), SR the ``128*scale`` square
-    output. The seed did not say what it compared against; the most plausible reading,
+    vendor's ``get_image_data``; aspect ratio is not kept), SR the ``128*scale`` square
+    output. The vendor benchmark did not say what it compared against; the most plausible reading,
     used here, is: **reference = the GT squashed to the output size with
     ``cv2.resize(INTER_AREA)``; PSNR/SSIM on all three colour channels, no border
-    crop**. The seed reported 19.688 dB for ESRGAN_x4. That number is not comparable
+    crop**. The vendor benchmark reported 19.688 dB for ESRGAN_x4. That number is not comparable
     with paper tables, and is low for these reasons: (1) ESRGAN is a perceptual (GAN)
     model that trades PSNR for texture by design - even under the standard protocol
     the published ESRGAN output of baboon scores 20.32 dB against 22.44 dB for plain
@@ -27,8 +27,8 @@ very different numbers for the same network:
     (3) the LQ is an area-averaged downscale, not the bicubic one the model was trained
     on, so its hallucinated detail lands in the wrong places; (4) PSNR on RGB without
     a border crop counts chroma and border errors that Y PSNR with ``crop = scale``
-    leaves out. (For smooth baselines the seed protocol is *not* systematically
-    lower: bicubic on Set14 gives 25.93 dB seed vs 26.00 dB standard.)
+    leaves out. (For smooth baselines the vendor protocol is *not* systematically
+    lower: bicubic on Set14 gives 25.93 dB vendor vs 26.00 dB standard.)
 
 Image files are read as uint8 BGR, or 2-D for gray files such as Set14's
 ``bridge.png``. Gray images are scored on their gray values (no Y conversion), as the
@@ -60,13 +60,13 @@ import numpy as np
 
 from ..data.degrade import standard_pair
 from ..data.paired import ImagePair
-from ..data.seed import seed_pair
 from ..data.sources import ImageRecord, list_images
+from ..data.vendor import vendor_pair
 from ..errors import DataError
 from ..fileio import atomic_write_text
 from .psnr_ssim import MetricUnavailable, calculate_psnr, calculate_ssim
 
-Protocol = Literal["standard", "seed"]
+Protocol = Literal["standard", "vendor"]
 
 #: Published values this implementation reproduces (the tests assert them): x4, Y
 #: channel, crop 4. Bicubic as in the SR tables (e.g. EDSR, RCAN); the ESRGAN paper's
@@ -84,7 +84,7 @@ COMPARISON = {
         "GT modcropped to scale; LQ = MATLAB bicubic 1/scale, uint8; SR uint8; "
         "PSNR/SSIM on Y (MATLAB BT.601) with crop_border = scale; NIQE on SR, same crop"
     ),
-    "seed": (
+    "vendor": (
         "LQ = whole GT resized to 128x128 (cv2 INTER_AREA, aspect not kept); "
         "reference = whole GT resized to the SR size (cv2 INTER_AREA); "
         "PSNR/SSIM on RGB (3 channels), no border crop; NIQE on SR, no crop"
@@ -317,7 +317,7 @@ def protocol_pairs(
     records: Iterable[ImageRecord], scale: int, protocol: Protocol = "standard"
 ) -> Iterator[ImagePair]:
     """The ``(gt, lq)`` pairs ``protocol`` makes of ``records``, loaded one at a time."""
-    make = standard_pair if protocol == "standard" else seed_pair
+    make = standard_pair if protocol == "standard" else vendor_pair
     for rec in records:
         gt, lq = make(rec.load(), scale)
         yield ImagePair(rec.dataset, rec.name, gt, lq)

@@ -13,7 +13,7 @@ convention         what is counted
 ``thop``           what the ``thop`` profiler calls "MACs": conv MACs + one add per output
                    element for the bias + one op per LeakyReLU input element (+ 2 per
                    BatchNorm element). 294.15 G for the x4 model at 3x128x128.
-``seed``           the seed's vendor script: ``thop_macs / 9e8 * 2`` printed as "GFLOPs".
+``vendor``           the vendor benchmark's script: ``thop_macs / 9e8 * 2`` printed as "GFLOPs".
                    Dividing by 9e8 instead of 1e9 inflates the figure by 1/0.9, giving
                    653.675 for the x4 model at 3x128x128.
 =================  ======================================================================
@@ -31,10 +31,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .spec import ModelSpec
 
-CONVENTIONS: tuple[str, ...] = ("flop_counter", "conv_macs", "thop", "seed")
+CONVENTIONS: tuple[str, ...] = ("flop_counter", "conv_macs", "thop", "vendor")
 
-#: The seed's divisor: its script printed ``macs / 9e8 * 2`` as "GFLOPs".
-SEED_DIVISOR = 9e8
+#: The vendor's divisor: its script printed ``macs / 9e8 * 2`` as "GFLOPs".
+VENDOR_DIVISOR = 9e8
 
 
 def component_of(name: str) -> str:
@@ -70,7 +70,7 @@ class FlopReport:
     Attributes:
         input_shape: ``(N, C, H, W)`` of the input.
         per_component: ``{convention: {component: count}}`` in raw operations.
-        totals: ``{convention: count}``; ``seed`` is already in the seed's "GFLOPs".
+        totals: ``{convention: count}``; ``vendor`` is already in the vendor's "GFLOPs".
     """
 
     input_shape: tuple[int, ...]
@@ -78,9 +78,9 @@ class FlopReport:
     totals: dict[str, float] = field(default_factory=dict)
 
     def giga(self, convention: str) -> float:
-        """Total in units of 1e9 (the ``seed`` convention is returned as printed)."""
+        """Total in units of 1e9 (the ``vendor`` convention is returned as printed)."""
         value = self.totals[convention]
-        return value if convention == "seed" else value / 1e9
+        return value if convention == "vendor" else value / 1e9
 
 
 def count_flops(model: nn.Module, input_shape: tuple[int, ...] = (1, 3, 128, 128)) -> FlopReport:
@@ -135,11 +135,11 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...] = (1, 3, 128, 128
     report.per_component["conv_macs"] = dict(conv_macs)
     report.per_component["flop_counter"] = {k: 2 * v for k, v in conv_macs.items()}
     report.per_component["thop"] = dict(thop)
-    report.per_component["seed"] = {k: v / SEED_DIVISOR * 2 for k, v in thop.items()}
+    report.per_component["vendor"] = {k: v / VENDOR_DIVISOR * 2 for k, v in thop.items()}
     report.totals["flop_counter"] = float(counter.get_total_flops())
     report.totals["conv_macs"] = sum(conv_macs.values())
     report.totals["thop"] = sum(thop.values())
-    report.totals["seed"] = report.totals["thop"] / SEED_DIVISOR * 2
+    report.totals["vendor"] = report.totals["thop"] / VENDOR_DIVISOR * 2
     return report
 
 
@@ -152,8 +152,8 @@ def complexity_report(spec: ModelSpec | None = None, *, size: int | tuple[int, i
 
     Returns:
         ``{"spec", "input_shape", "parameters", "parameters_per_component", "flops",
-        "flops_per_component"}`` with FLOPs in raw operations per convention (``seed`` in
-        the seed's printed GFLOPs) and ``spec`` as :meth:`ModelSpec.to_config` (JSON-able).
+        "flops_per_component"}`` with FLOPs in raw operations per convention (``vendor`` in
+        the vendor's printed GFLOPs) and ``spec`` as :meth:`ModelSpec.to_config` (JSON-able).
     """
     spec = spec or ModelSpec()
     height, width = (size, size) if isinstance(size, int) else size

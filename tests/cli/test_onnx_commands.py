@@ -42,7 +42,7 @@ def test_quantize_command(tmp_path, checkpoint, capsys, monkeypatch):
     assert main(["export", "--weights", str(checkpoint), "-o", str(fp32)]) == 0
     capsys.readouterr()
     args = ["quantize", str(fp32), "-o", str(int8), "--images", "2", "--method", "minmax"]
-    assert main([*args, "--engine", "onnxruntime", "--protocol", "seed"]) == 0
+    assert main([*args, "--engine", "onnxruntime", "--protocol", "vendor"]) == 0
     printed = capsys.readouterr().out
     assert "calibrated on 2 images" in printed and "skimage/" in printed
     meta = read_metadata(int8)

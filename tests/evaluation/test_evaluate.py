@@ -14,8 +14,8 @@ from esrgan_lab import settings
 from esrgan_lab.cli import main
 from esrgan_lab.data.degrade import bicubic_degrade, modcrop
 from esrgan_lab.data.paired import PairedImageSet
-from esrgan_lab.data.seed import seed_pair
 from esrgan_lab.data.sources import SKIMAGE_IMAGES, NamedImage, resolve_dataset
+from esrgan_lab.data.vendor import vendor_pair
 from esrgan_lab.errors import ConfigError, DataError, ImageReadError
 from esrgan_lab.evaluation import evaluate as ev
 from esrgan_lab.metrics.scoring import pair_outputs
@@ -100,16 +100,16 @@ def test_nearest_baseline_is_pixel_replication():
     assert ev.run_model("lanczos", lq, 4).shape == (20, 28, 3)
 
 
-def test_seed_protocol_lq_is_the_seed_input(hr_dir):
-    from esrgan_lab.data.seed import get_image_data
+def test_vendor_protocol_lq_is_the_vendor_input(hr_dir):
+    from esrgan_lab.data.vendor import get_image_data
 
     img = cv2.imread(str(hr_dir / "a.png"))
-    ref, lq = seed_pair(img, 4)
+    ref, lq = vendor_pair(img, 4)
     resized, _ = get_image_data(hr_dir / "a.png")
     np.testing.assert_array_equal(lq, resized)
     assert ref.shape == (512, 512, 3)
-    rep = ev.evaluate_model("bicubic", [hr_dir], protocol="seed", niqe=False, progress=False)
-    assert rep.protocol == "seed" and "no border crop" in rep.comparison
+    rep = ev.evaluate_model("bicubic", [hr_dir], protocol="vendor", niqe=False, progress=False)
+    assert rep.protocol == "vendor" and "no border crop" in rep.comparison
     assert rep.scores[0].sr_shape == (512, 512, 3)
     sr = ev.run_model("bicubic", lq, 4)
     assert rep.scores[0].psnr == pytest.approx(
@@ -206,14 +206,14 @@ def test_cli_writes_json_and_csv(hr_dir, tmp_path, capsys):
     assert rows[0] == "dataset,image,psnr,ssim,niqe" and len(rows) == 3
 
 
-def test_cli_seed_protocol_and_folders(hr_dir, tmp_path, capsys):
-    out_json = tmp_path / "seed.json"
+def test_cli_vendor_protocol_and_folders(hr_dir, tmp_path, capsys):
+    out_json = tmp_path / "vendor.json"
     args = ["evaluate", "--model", "bicubic", "--dataset", str(hr_dir), "--no-niqe"]
-    rc = main([*args, "--protocol", "seed", "--no-progress", "--json", str(out_json)])
+    rc = main([*args, "--protocol", "vendor", "--no-progress", "--json", str(out_json)])
     assert rc == 0
     report = json.loads(out_json.read_text())
-    direct = ev.evaluate_model("bicubic", [hr_dir], protocol="seed", niqe=False, progress=False)
-    assert report["protocol"] == "seed"
+    direct = ev.evaluate_model("bicubic", [hr_dir], protocol="vendor", niqe=False, progress=False)
+    assert report["protocol"] == "vendor"
     assert [im["psnr"] for im in report["images"]] == [s.psnr for s in direct.scores]
     # --sr/--gt: score saved outputs; the bicubic outputs written to files score the same
     kept: dict[str, np.ndarray] = {}

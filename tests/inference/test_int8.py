@@ -38,7 +38,7 @@ def onnx_fp32(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reader():
-    return P.make_reader(skimage_calibration(2), "seed")
+    return P.make_reader(skimage_calibration(2), "vendor")
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def probe():
     from skimage import data
 
     img = P.CalibrationImage("skimage", "astronaut", None, data.astronaut()[..., ::-1].copy())
-    return P.preprocess(img, "seed")
+    return P.preprocess(img, "vendor")
 
 
 def qdq_scales(path) -> dict[str, np.ndarray]:
@@ -195,19 +195,19 @@ def test_dataset_calibration_is_disjoint_from_set5_set14(data_root):
         P.assert_disjoint([*calib, intruder], evaluation)
 
 
-def test_seed_preprocessing_is_get_image_data(tmp_path):
+def test_vendor_preprocessing_is_get_image_data(tmp_path):
     from skimage import data
 
-    from esrgan_lab.data.seed import get_image_data
+    from esrgan_lab.data.vendor import get_image_data
 
     bgr = data.coffee()[..., ::-1].copy()
     cv2.imwrite(str(tmp_path / "c.png"), bgr)
     from_file = P.CalibrationImage("t", "c", tmp_path / "c.png", bgr)
     in_memory = P.CalibrationImage("t", "c", None, bgr)
     expected = get_image_data(tmp_path / "c.png")[1]
-    np.testing.assert_array_equal(P.preprocess(from_file, "seed"), expected)
-    np.testing.assert_array_equal(P.preprocess(in_memory, "seed"), expected)
-    gray = P.preprocess(P.CalibrationImage("t", "g", None, data.camera()), "seed")
+    np.testing.assert_array_equal(P.preprocess(from_file, "vendor"), expected)
+    np.testing.assert_array_equal(P.preprocess(in_memory, "vendor"), expected)
+    gray = P.preprocess(P.CalibrationImage("t", "g", None, data.camera()), "vendor")
     assert gray.shape == (1, 3, 128, 128)
     np.testing.assert_array_equal(gray[:, 0], gray[:, 2])
     std = P.preprocess(in_memory, "standard")

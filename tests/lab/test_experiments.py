@@ -181,3 +181,20 @@ def test_status_counts_finished_runs_once_and_projects_what_is_left(tmp_path, mo
         "6,000",
     ]
     assert lines[-1].startswith("projection: 17 runs left x 200 s") and "= 0.9 h" in lines[-1]
+
+
+def test_a_study_trains_in_one_precision_chosen_once() -> None:
+    """`--amp none` starts a study in fp32 on a bf16 host so that any host can finish it;
+    afterwards the finished runs decide, and a contradicting request is refused."""
+    pick = _tool().study_precision
+    assert pick("s", None, None, "bf16") == "bf16"  # amp: auto on a native-bf16 host
+    assert pick("s", None, None, "none") == "none"
+    assert pick("s", None, "none", "bf16") == "none"  # pinned to fp32 at the start
+    assert pick("s", "none", None, "bf16") == "none"  # the finished runs decide
+    assert pick("s", "bf16", "bf16", "bf16") == "bf16"
+    with pytest.raises(SystemExit, match="finished runs trained with amp 'none', not 'bf16'"):
+        pick("s", "none", "bf16", "bf16")
+    with pytest.raises(SystemExit, match="lacks natively"):
+        pick("s", None, "bf16", "none")
+    with pytest.raises(SystemExit, match="lacks natively"):
+        pick("s", "bf16", None, "none")

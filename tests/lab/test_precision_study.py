@@ -17,7 +17,7 @@ def reader():
         Q.CalibrationImage("skimage", n, None, Q.skimage_sample(n))
         for n in Q.SKIMAGE_CALIBRATION[:2]
     ]
-    return Q.make_reader(calibration, "seed")
+    return Q.make_reader(calibration, "vendor")
 
 
 # --------------------------------------------------------------------------- torch precisions
@@ -49,11 +49,11 @@ def test_variants_table_on_one_image(tmp_path, reader, monkeypatch):
     names = [v.name for v in variants]
     assert names == ["fp32 (torch)", "fp32 (ORT)", "int8 minmax (ORT)", "int8 NNCF (OpenVINO)"]
     rows = P.precision_table(
-        variants, ["skimage"], protocols=("seed",), niqe=False, max_images=1, latency_repeats=1
+        variants, ["skimage"], protocols=("vendor",), niqe=False, max_images=1, latency_repeats=1
     )
     fp32, ort32, int8, ov8 = rows
     assert fp32.max_abs_diff == 0 and ort32.max_abs_diff < 1e-5
-    assert ort32.scores["seed"]["psnr"] == pytest.approx(fp32.scores["seed"]["psnr"], abs=0.01)
+    assert ort32.scores["vendor"]["psnr"] == pytest.approx(fp32.scores["vendor"]["psnr"], abs=0.01)
     assert int8.max_abs_diff > ort32.max_abs_diff and ov8.max_abs_diff > ort32.max_abs_diff
     assert ov8.runtime == "openvino" and variants[-1].path.is_dir()
     # (no file-size check: with 8 channels the QDQ scales and zero points outweigh the

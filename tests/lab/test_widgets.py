@@ -80,7 +80,7 @@ def test_explorer_slider_updates_labels_and_plot():
     report = complexity_report(TINY_SPEC.replace(num_block=3), size=SIZE)
     flops = report["flops"]["flop_counter"] / 1e9
     assert explorer.labels["flop_counter"].value == f"{flops:,.2f} G"
-    assert explorer.labels["seed"].value.startswith(f"{report['flops']['seed']:,.3f}")
+    assert explorer.labels["vendor"].value.startswith(f"{report['flops']['vendor']:,.3f}")
     assert explorer.plot.value != first_plot
     weights = memory.format_bytes(4 * lab.count_parameters(model))
     assert explorer.labels["weights"].value == weights

@@ -1,4 +1,4 @@
-"""FLOP counting conventions, including the seed's 653.675 'GFLOPs'."""
+"""FLOP counting conventions, including the vendor's 653.675 'GFLOPs'."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def test_single_conv_by_hand() -> None:
     assert rep.totals["conv_macs"] == macs
     assert rep.totals["flop_counter"] == 2 * macs  # torch's own counter agrees
     assert rep.totals["thop"] == macs + 4 * 6 * 5 + 4 * 6 * 5  # + bias + LeakyReLU
-    assert rep.totals["seed"] == pytest.approx(rep.totals["thop"] / 9e8 * 2)
+    assert rep.totals["vendor"] == pytest.approx(rep.totals["thop"] / 9e8 * 2)
 
 
 def test_torch_counter_equals_twice_conv_macs_on_rrdbnet() -> None:
@@ -35,9 +35,9 @@ def test_official_x4_at_128_reproduces_both_published_figures() -> None:
     assert rep["parameters"] == 16_697_987
     # torch.utils.flop_counter: 587.43 GFLOPs (2 x conv MACs)
     assert rep["flops"]["flop_counter"] / 1e9 == pytest.approx(587.43, abs=0.005)
-    # thop "MACs": 294.15 G; the seed printed macs / 9e8 * 2 = 653.675
+    # thop "MACs": 294.15 G; the vendor printed macs / 9e8 * 2 = 653.675
     assert rep["flops"]["thop"] / 1e9 == pytest.approx(294.15, abs=0.005)
-    assert rep["flops"]["seed"] == pytest.approx(653.675, abs=0.0005)
+    assert rep["flops"]["vendor"] == pytest.approx(653.675, abs=0.0005)
 
 
 def test_flops_scale_with_pixels() -> None:

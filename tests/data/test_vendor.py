@@ -1,4 +1,4 @@
-"""The seed's pre/post-processing, checked step by step on hand-built arrays."""
+"""The vendor's pre/post-processing, checked step by step on hand-built arrays."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from esrgan_lab.data.seed import get_image_data, postprocess
+from esrgan_lab.data.vendor import get_image_data, postprocess
 from esrgan_lab.errors import ImageReadError
 
 

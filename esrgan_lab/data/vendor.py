@@ -1,6 +1,6 @@
-"""The seed project's pre- and post-processing, reproduced exactly.
+"""The vendor benchmark's pre- and post-processing, reproduced exactly.
 
-The seed (the vendor benchmark this project started from) fed ESRGAN_x4 with a fixed
+The vendor benchmark this project started from fed ESRGAN_x4 with a fixed
 ``1 x 3 x 128 x 128`` input and scored the ``512 x 512`` output. Its two steps are kept
 here with the same cv2/BGR contract, so its numbers can be reproduced bit for bit:
 
@@ -10,7 +10,7 @@ here with the same cv2/BGR contract, so its numbers can be reproduced bit for bi
 * :func:`postprocess`: squeeze -> RGB->BGR -> CHW->HWC -> clip to [0, 1] -> ``* 255`` ->
   round -> uint8.
 
-What the seed did not define, decided here: it only handles 8-bit, 3-channel images.
+What the vendor benchmark did not define, decided here: it only handles 8-bit, 3-channel images.
 A grayscale (2-D), 2-channel, 4-channel (BGRA) or 16-bit file raises
 :class:`~esrgan_lab.errors.ImageReadError` with a one-line reason instead of crashing
 deep inside numpy (or, for 16-bit, silently producing values far above 1). Use
@@ -31,7 +31,7 @@ from ..errors import ImageReadError
 def get_image_data(
     image_file: str | Path, input_shape: tuple[int, int, int, int] = (1, 3, 128, 128)
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Read and pre-process one image exactly as the seed did.
+    """Read and pre-process one image exactly as the vendor benchmark did.
 
     Args:
         image_file: Path of an 8-bit, 3-channel image file.
@@ -54,16 +54,16 @@ def get_image_data(
         raise ImageReadError(f"cannot read image {path!r} (missing, unreadable or not an image)")
     if img.dtype != np.uint8:
         raise ImageReadError(
-            f"{path}: the seed pipeline takes 8-bit images, got {img.dtype}; "
+            f"{path}: the vendor pipeline takes 8-bit images, got {img.dtype}; "
             "use `esrgan-lab upscale` for 16-bit files"
         )
     if img.ndim != 3 or img.shape[2] != 3:
         found = 1 if img.ndim == 2 else img.shape[2]
         raise ImageReadError(
-            f"{path}: the seed pipeline takes 3-channel BGR images, got {found} channel(s); "
+            f"{path}: the vendor pipeline takes 3-channel BGR images, got {found} channel(s); "
             "use `esrgan-lab upscale` for grayscale or alpha images"
         )
-    # cv2.resize takes (width, height); INTER_AREA is what the seed used.
+    # cv2.resize takes (width, height); INTER_AREA is what the vendor benchmark used.
     resized = cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
     data = resized.astype(np.float32) / 255.0
     data = data[:, :, ::-1]  # BGR -> RGB
@@ -73,7 +73,7 @@ def get_image_data(
 
 
 def postprocess(output: np.ndarray | torch.Tensor) -> np.ndarray:
-    """Turn the network output into an 8-bit BGR image exactly as the seed did.
+    """Turn the network output into an 8-bit BGR image exactly as the vendor benchmark did.
 
     Args:
         output: ``1 x 3 x H x W`` (or ``3 x H x W``) RGB output, float, nominally [0, 1].
@@ -92,19 +92,19 @@ def postprocess(output: np.ndarray | torch.Tensor) -> np.ndarray:
     return np.round(out * 255.0).astype(np.uint8)
 
 
-#: Input side of the seed's fixed ``1 x 3 x 128 x 128`` network input.
-SEED_INPUT_SIZE = 128
+#: Input side of the vendor's fixed ``1 x 3 x 128 x 128`` network input.
+VENDOR_INPUT_SIZE = 128
 
 
-def seed_pair(
-    gt: np.ndarray, scale: int, size: int = SEED_INPUT_SIZE
+def vendor_pair(
+    gt: np.ndarray, scale: int, size: int = VENDOR_INPUT_SIZE
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(reference, lq)`` of the seed protocol, both uint8 (any channel order).
+    """``(reference, lq)`` of the vendor protocol, both uint8 (any channel order).
 
-    ``lq`` is what the seed's :func:`get_image_data` feeds the network (the whole image
+    ``lq`` is what the vendor's :func:`get_image_data` feeds the network (the whole image
     squashed to ``size x size`` with ``INTER_AREA``); ``reference`` is the GT squashed
     the same way to the ``size*scale`` square output (the most plausible reading of what
-    the seed compared against; see :mod:`esrgan_lab.metrics.scoring`).
+    the vendor benchmark compared against; see :mod:`esrgan_lab.metrics.scoring`).
     """
     lq = cv2.resize(gt, (size, size), interpolation=cv2.INTER_AREA)
     ref = cv2.resize(gt, (size * scale, size * scale), interpolation=cv2.INTER_AREA)
