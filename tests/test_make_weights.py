@@ -48,3 +48,64 @@ def test_stored_numbers_are_reused_only_for_the_same_weights(make_weights, tmp_p
     stored.write_text(json.dumps({"mean": {"Set5": 1.0}}))
     assert make_weights.reusable(stored, {}) is not None
     assert make_weights.reusable(stored, key) is None
+
+
+def test_a_staged_psnr_candidate_leaves_the_shipped_pair_alone(
+    make_weights, tmp_path, monkeypatch
+) -> None:
+    """`--stage-psnr NAME` stores a new full_psnr run beside the shipped pair: fp16 weights
+    equal to the run's EMA generator, its log and metrics, and a card whose scores are the
+    stored evaluations; the shipped files are not touched."""
+    from esrgan_lab.evaluation import evaluate as ev
+    from esrgan_lab.model.rrdbnet import RRDBNet
+    from esrgan_lab.weights.checkpoints import load_checkpoint, save_checkpoint
+
+    runs, weights = tmp_path / "runs", tmp_path / "weights"
+    run = runs / "full_psnr"
+    (run / "psnr").mkdir(parents=True)
+    (weights / "runs").mkdir(parents=True)
+    model = RRDBNet(num_feat=8, num_block=1, num_grow_ch=4)
+    save_checkpoint(model, run / "net_g_ema.safetensors")
+    shipped = weights / "full-psnr-x4.safetensors"
+    save_checkpoint(RRDBNet(num_feat=8, num_block=1, num_grow_ch=4), shipped)
+    before = shipped.read_bytes()
+    (run / "psnr" / "log.csv").write_text("iter,l_pix\n1,0.1\n")
+    prov = {"commit": "0123456789abc", "dirty": False, "cpu": "CPU", "cpu_count": 2}
+    prov |= {"cpu_capability": "AVX2", "torch": "2.13.0", "date": "2026-12-07"}
+    metrics = {"iterations": 4000, "total_iter": 4000, "global_batch": 8, "amp": "none"}
+    metrics |= {"train_seconds_total": 600.0, "val_psnr_y": 27.5, "val_images": 4}
+    metrics |= {"num_params_g": 1, "model": {"num_feat": 8, "num_block": 1}, "provenance": prov}
+    (run / "metrics.json").write_text(json.dumps({"psnr": metrics}))
+    monkeypatch.setattr(make_weights, "RUNS", runs)
+    monkeypatch.setattr(make_weights, "WEIGHTS", weights)
+    scored = []
+
+    class Report:
+        def __init__(self, model):
+            self.model = model
+
+        def to_dict(self):
+            value = 30.0 + len(scored)
+            cell = {"psnr": value, "ssim": 0.9, "niqe": 5.0, "niqe_median": 4.9}
+            return {"model": self.model, "mean": {"Set5": cell, "Set14": cell}}
+
+    def fake_evaluate(model, datasets, **kw):
+        scored.append(model)
+        return Report(model)
+
+    monkeypatch.setattr(ev, "evaluate_model", fake_evaluate)
+    assert make_weights.stage_psnr("full-psnr-x4-v9", skip_training=True) == 0
+    staged = load_checkpoint(weights / "full-psnr-x4-v9.safetensors")
+    for key, value in model.state_dict().items():
+        assert staged[key].dtype == torch.float16  # stored in fp16 (33 MB at full size)
+        torch.testing.assert_close(staged[key], value.half())
+    assert shipped.read_bytes() == before
+    assert scored == ["bicubic", "realesrgan-x4plus", "full-psnr-x4", "full-psnr-x4-v9"]
+    assert (weights / "runs" / "full_psnr_x4_v9" / "log.csv").read_text().startswith("iter")
+    card = (weights / "full-psnr-x4-v9.md").read_text()
+    assert "| Set5 | 31.000 / 0.9000 / 5.000 (median 4.900) |" in card  # bicubic's column
+    assert card.count("| Set14 |") == 1 and "| 34.000 / 0.9000" in card  # this model's column
+    assert "4,000 of the config's 4,000" in card
+    # Rerun: every score is stored and made from the same weights, so nothing is rescored.
+    make_weights.stage_psnr("full-psnr-x4-v9", skip_training=True)
+    assert len(scored) == 4

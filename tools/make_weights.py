@@ -163,7 +163,8 @@ def write_cards(selection: dict, scores: dict[str, dict]) -> None:
             "| --- | --- |",
             f"| architecture | `RRDBNet` {metrics['model']} "
             f"({metrics['num_params_g']:,} parameters) |",
-            f"| config | `configs/{run}.yaml` |",
+            f"| config | `configs/{run}.yaml` at commit `{prov['commit'][:10]}`"
+            f"{' plus uncommitted changes' if prov.get('dirty') else ''} |",
             f"| iterations | {metrics['iterations']:,} (global batch {metrics['global_batch']}) |",
             f"| training wall time | {metrics['train_seconds_total'] / 60:.1f} min "
             f"({metrics['iters_per_second']:.2f} it/s, amp {metrics['amp']}, "
@@ -393,7 +394,8 @@ def full_cards(selection: dict, scores: dict[str, dict], baboon: dict) -> None:
             "| --- | --- |",
             f"| architecture | `RRDBNet` {arch_text(metrics['model'])} "
             f"({metrics['num_params_g']:,} parameters) |",
-            f"| config | `configs/{run}.yaml` |",
+            f"| config | `configs/{run}.yaml` at commit `{prov['commit'][:10]}`"
+            f"{' plus uncommitted changes' if prov.get('dirty') else ''} |",
             f"| iterations | {metrics['iterations']:,} of the config's {metrics['total_iter']:,} "
             f"(global batch {metrics['global_batch']}){stopped_note(metrics, run)} |",
             f"| training wall time | {metrics['train_seconds_total'] / 60:.1f} min "
@@ -444,6 +446,16 @@ def full_cards(selection: dict, scores: dict[str, dict], baboon: dict) -> None:
         (WEIGHTS / f"{name}.md").write_text("\n".join(lines) + "\n")
 
 
+def stored_full_cards() -> None:
+    """Re-render the full pair's cards from the stored selection, scores and baboon panel
+    scores (no model is run)."""
+    runs = WEIGHTS / "runs"
+    selection = json.loads((runs / "full_gan" / "interpolation.json").read_text())
+    scores = {n: json.loads((runs / f"eval_{n}.json").read_text()) for n in FULL_TEST_SETS}
+    baboon = json.loads((runs / "full_gan" / "baboon.json").read_text())
+    full_cards(selection, scores, baboon)
+
+
 def full_readme_section() -> str:
     """The README's full-size table: the paper's RRDB_PSNR beside ``full-psnr-x4`` and the
     rest of the pair, rendered from the stored evaluations and training metrics."""
@@ -480,6 +492,13 @@ def full_readme_section() -> str:
         ),
         ("bicubic", cells("bicubic")),
     ]
+    # Staged candidates (stage_psnr): scored, not shipped; their cards say why.
+    for card in sorted(WEIGHTS.glob("full-psnr-x4-v*.md")):
+        name = card.stem
+        scores[name] = json.loads((runs / f"eval_{name}.json").read_text())
+        stage = json.loads((runs / name.replace("-", "_") / "metrics.json").read_text())["psnr"]
+        label = f"`{name}` (staged, not shipped: `data/weights/{card.name}`), {minutes(stage)}"
+        rows.insert(2, (label, cells(name)))
     lines = [
         "The paper's 23-block RRDBNet (16.7 M parameters), fine-tuned by `make full-weights` from "
         "Real-ESRGAN x4plus (model cards: `data/weights/full-psnr-x4.md`, "
@@ -533,6 +552,87 @@ def ship_run(name: str, stage: str) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(RUNS / name / "metrics.json", dest / "metrics.json")
     shutil.copyfile(RUNS / name / stage / "log.csv", dest / "log.csv")
+
+
+def stage_psnr(name: str, skip_training: bool) -> int:
+    """Train (or resume) ``configs/full_psnr.yaml`` and store its EMA generator as a *staged*
+    candidate ``name`` (``data/weights/<name>.safetensors``, fp16) with its log, its Set5 and
+    Set14 scores and a card, leaving the shipped pair untouched.
+
+    Why staged: ``full-gan-x4`` is stage 2 from the shipped ``full-psnr-x4`` and is network-
+    interpolated with it (paper Sec. 3.4), and notebooks 01 and 04-06 and ``bench_int8`` measure
+    the pair. A new PSNR model replaces ``full-psnr-x4`` when the GAN stage has been retrained
+    from it (``configs/full_gan.yaml`` ``pretrained_g``), so the pair and everything measured
+    on it change once, together; until then the candidate is scored and described here.
+    """
+    from esrgan_lab.evaluation.evaluate import evaluate_model
+    from esrgan_lab.weights.checkpoints import load_checkpoint, save_checkpoint
+
+    if not skip_training:
+        train("full_psnr")
+    run = name.replace("-", "_")
+    dest = WEIGHTS / "runs" / run
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(RUNS / "full_psnr" / "metrics.json", dest / "metrics.json")
+    shutil.copyfile(RUNS / "full_psnr" / "psnr" / "log.csv", dest / "log.csv")
+    state = load_checkpoint(RUNS / "full_psnr" / "net_g_ema.safetensors")
+    path = WEIGHTS / f"{name}.safetensors"
+    # The sizes come from the tensors' shapes; beta is invisible in them (paper Sec. 3.2).
+    save_checkpoint(half_state_dict(state), path, config={"res_scale": 0.2})
+    scores = {}
+    for model in ("bicubic", "realesrgan-x4plus", "full-psnr-x4", name):
+        file = WEIGHTS / "runs" / f"eval_{model}.json"
+        shipped = WEIGHTS / f"{model}.safetensors"
+        key = made_from(shipped) if shipped.exists() else {}
+        stored = reusable(file, key) or {"mean": {}}
+        if not all(s in stored["mean"] for s in ("Set5", "Set14")):
+            report = evaluate_model(model, ["Set5", "Set14"], niqe=True, progress=False)
+            stored = {**report.to_dict(), "made_from": key}
+            file.write_text(json.dumps(stored, indent=2) + "\n")
+        scores[model] = stored
+        print(model, {k: (round(v["psnr"], 3), v["niqe"]) for k, v in stored["mean"].items()})
+    metrics = json.loads((dest / "metrics.json").read_text())["psnr"]
+    prov = metrics["provenance"]
+    paper = ", ".join(f"{k} {v:.2f} dB" for k, v in PAPER_RRDB_PSNR.items())
+    lines = [
+        f"# Model card: `{name}` (staged candidate for `full-psnr-x4`)",
+        "",
+        "A newer run of `configs/full_psnr.yaml`, stored by `tools/make_weights.py --full "
+        f"--stage-psnr {name}` but not shipped as `full-psnr-x4`: the shipped `full-gan-x4` is "
+        "stage 2 from the shipped `full-psnr-x4` and is network-interpolated with it, so this "
+        "model replaces it only once the GAN stage has been retrained from it; notebooks, "
+        "benchmarks and the README use `full-psnr-x4` until then. Like it, it starts from "
+        "Real-ESRGAN x4plus (see `full-psnr-x4.md` for what that implies).",
+        "",
+        "| | |",
+        "| --- | --- |",
+        f"| architecture | `RRDBNet` {arch_text(metrics['model'])} "
+        f"({metrics['num_params_g']:,} parameters) |",
+        f"| config | `configs/full_psnr.yaml` at commit `{prov['commit'][:10]}`"
+        f"{' with uncommitted changes' if prov.get('dirty') else ''} |",
+        f"| iterations | {metrics['iterations']:,} of the config's {metrics['total_iter']:,} "
+        f"(global batch {metrics['global_batch']}){stopped_note(metrics, run)} |",
+        f"| training wall time | {metrics['train_seconds_total'] / 60:.1f} min on {prov['cpu']} "
+        f"({prov['cpu_count']} cores, {prov['cpu_capability']}), amp {metrics['amp']}, torch "
+        f"{prov['torch']}, {prov['date']} |",
+        f"| validation Y-PSNR (EMA, {metrics['val_images']} images) | "
+        f"{metrics['val_psnr_y']:.3f} dB |",
+        f"| log | `data/weights/runs/{run}/log.csv`, `metrics.json` |",
+        "",
+        "## Scores (`esrgan-lab evaluate`, standard protocol: Y channel, crop 4)",
+        "",
+        "Y-PSNR / SSIM / NIQE mean (median). The test sets were never trained or validated on.",
+        "",
+        "| set | bicubic | `realesrgan-x4plus` (the start) | `full-psnr-x4` (shipped) "
+        "| this model |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for key in ("Set5", "Set14"):
+        cells = [card_row(scores[m], key) for m in scores]
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    lines += ["", f"The paper's PSNR-oriented RRDB model (DF2K, ~1 M iterations): {paper}."]
+    (WEIGHTS / f"{name}.md").write_text("\n".join(lines) + "\n")
+    return 0
 
 
 def full_main(skip_training: bool, without_urban100: bool = False, gan_only: bool = False) -> int:
@@ -627,12 +727,24 @@ def main(argv: list[str] | None = None) -> int:
         help="with --full: keep the shipped full-psnr-x4 and train only the GAN stage from it",
     )
     parser.add_argument(
-        "--readme-only", action="store_true", help="only re-render the README's weights table"
+        "--stage-psnr",
+        metavar="NAME",
+        help="with --full: store a new full_psnr run as the candidate NAME (weights, scores, "
+        "card) and leave the shipped pair as it is (see stage_psnr)",
+    )
+    parser.add_argument(
+        "--readme-only",
+        action="store_true",
+        help="only re-render the README's weights tables and the full pair's cards from the "
+        "stored scores",
     )
     args = parser.parse_args(argv)
     if args.readme_only:
+        stored_full_cards()
         update_readme()
         return 0
+    if args.full and args.stage_psnr:
+        return stage_psnr(args.stage_psnr, args.skip_training)
     if args.full:
         return full_main(args.skip_training, args.without_urban100, args.gan_only)
     if not args.skip_training:
