@@ -109,3 +109,28 @@ def test_a_staged_psnr_candidate_leaves_the_shipped_pair_alone(
     # Rerun: every score is stored and made from the same weights, so nothing is rescored.
     make_weights.stage_psnr("full-psnr-x4-v9", skip_training=True)
     assert len(scored) == 4
+
+    # The GAN stage retrained from the candidate promotes it: the shipped name gets its
+    # tensors, log and scores (made from the new file), the recipe names the shipped file.
+    repo = tmp_path / "repo"
+    (repo / "configs").mkdir(parents=True)
+    (repo / "configs" / "full_gan.yaml").write_text("gan:\n  pretrained_g: full-psnr-x4-v9\n")
+    (weights / "runs" / "full_psnr").mkdir()
+    (weights / "runs" / "full_psnr" / "stop.txt").write_text("stopped by hand\n")
+    monkeypatch.setattr(make_weights, "REPO_ROOT", repo)
+    assert make_weights.gan_start() == "full-psnr-x4-v9"
+    make_weights.promote("full-psnr-x4-v9")
+    for key, value in load_checkpoint(shipped).items():
+        torch.testing.assert_close(value, model.state_dict()[key].half())
+    assert not list(weights.glob("full-psnr-x4-v9*"))
+    assert not (weights / "runs" / "full_psnr" / "stop.txt").exists()
+    assert (weights / "runs" / "full_psnr" / "log.csv").read_text().startswith("iter")
+    stored = json.loads((weights / "runs" / "eval_full-psnr-x4.json").read_text())
+    assert stored["mean"]["Set5"]["psnr"] == 34.0  # the candidate's own score
+    assert make_weights.reusable(
+        weights / "runs" / "eval_full-psnr-x4.json", make_weights.made_from(shipped)
+    )
+    assert make_weights.gan_start() == "full-psnr-x4"
+    (repo / "configs" / "full_gan.yaml").write_text("gan:\n  pretrained_g: nowhere\n")
+    with pytest.raises(SystemExit, match="neither full-psnr-x4 nor a staged candidate"):
+        make_weights.gan_start()

@@ -635,12 +635,55 @@ def stage_psnr(name: str, skip_training: bool) -> int:
     return 0
 
 
+def gan_start() -> str:
+    """The weights name ``configs/full_gan.yaml`` starts the GAN stage from: the shipped
+    ``full-psnr-x4``, or a staged candidate (:func:`stage_psnr`) that the run promotes."""
+    import yaml
+
+    cfg = yaml.safe_load((REPO_ROOT / "configs" / "full_gan.yaml").read_text())
+    start = cfg["gan"]["pretrained_g"]
+    if start != "full-psnr-x4" and not (WEIGHTS / f"{start}.md").exists():
+        raise SystemExit(
+            f"configs/full_gan.yaml starts from {start!r}: neither full-psnr-x4 nor a staged "
+            "candidate in data/weights (tools/make_weights.py --full --stage-psnr NAME)"
+        )
+    return start
+
+
+def promote(name: str) -> None:
+    """Make the staged candidate ``name`` the shipped ``full-psnr-x4``: its weights, run log
+    and metrics, and its stored scores (still valid: the tensors do not change) move to the
+    shipped names, and the candidate's own files go (the history keeps them)."""
+    runs = WEIGHTS / "runs"
+    staged = runs / name.replace("-", "_")
+    for file in ("metrics.json", "log.csv"):
+        shutil.copyfile(staged / file, runs / "full_psnr" / file)
+    (runs / "full_psnr" / "stop.txt").unlink(missing_ok=True)
+    shutil.rmtree(staged)
+    shutil.move(WEIGHTS / f"{name}.safetensors", WEIGHTS / "full-psnr-x4.safetensors")
+    # Its Set5/Set14 scores carry over; sets it was not scored on (Urban100) are scored by
+    # full_main, which finds them missing.
+    scores = json.loads((runs / f"eval_{name}.json").read_text())
+    scores["made_from"] = made_from(WEIGHTS / "full-psnr-x4.safetensors")
+    scores["model"] = "full-psnr-x4"
+    (runs / "eval_full-psnr-x4.json").write_text(json.dumps(scores, indent=2) + "\n")
+    (runs / f"eval_{name}.json").unlink()
+    (WEIGHTS / f"{name}.md").unlink()
+    # The recipe now starts from the shipped name (the same tensors).
+    config = REPO_ROOT / "configs" / "full_gan.yaml"
+    text = config.read_text()
+    config.write_text(text.replace(f"pretrained_g: {name}\n", "pretrained_g: full-psnr-x4\n"))
+    print(f"promoted {name} to full-psnr-x4", flush=True)
+
+
 def full_main(skip_training: bool, without_urban100: bool = False, gan_only: bool = False) -> int:
     """Train (or resume) the full-size pair, choose alpha, ship fp16 weights and cards.
 
     The chain is ``full_psnr`` -> ``data/weights/full-psnr-x4.safetensors`` -> ``full_gan``
     (whose config starts from that shipped file) -> interpolation between the two. With
-    ``gan_only`` the shipped ``full-psnr-x4`` is kept as it is and only the GAN stage runs.
+    ``gan_only`` the shipped ``full-psnr-x4`` is kept as it is and only the GAN stage runs;
+    where the GAN config starts from a staged candidate instead, the candidate is promoted to
+    ``full-psnr-x4`` (:func:`promote`) once the GAN stage has trained.
     """
     import yaml
 
@@ -651,6 +694,11 @@ def full_main(skip_training: bool, without_urban100: bool = False, gan_only: boo
     config = {"num_in_ch": 3, "num_out_ch": 3, "scale": 4, "res_scale": 0.2}
     config.update(num_feat=64, num_block=23, num_grow_ch=32)
     psnr_path = WEIGHTS / "full-psnr-x4.safetensors"
+    if not gan_only and gan_start() != "full-psnr-x4":
+        raise SystemExit(
+            f"configs/full_gan.yaml starts from the staged {gan_start()!r}: retrain only the "
+            "GAN stage (--gan-only), which promotes it to full-psnr-x4"
+        )
     if not gan_only:
         if not skip_training:
             train("full_psnr")
@@ -659,6 +707,10 @@ def full_main(skip_training: bool, without_urban100: bool = False, gan_only: boo
         save_checkpoint(half_state_dict(psnr_run), psnr_path, config=config)
     if not skip_training:
         train("full_gan")
+    # A GAN stage trained from a staged candidate (stage_psnr) makes it the shipped PSNR end.
+    start = gan_start()
+    if start != "full-psnr-x4":
+        promote(start)
     ship_run("full_gan", "gan")
     gan_path = RUNS / "full_gan" / "net_g_ema.safetensors"
     runs = WEIGHTS / "runs"
