@@ -618,6 +618,11 @@ def stage_psnr(name: str, skip_training: bool) -> int:
         f"| validation Y-PSNR (EMA, {metrics['val_images']} images) | "
         f"{metrics['val_psnr_y']:.3f} dB |",
         f"| log | `data/weights/runs/{run}/log.csv`, `metrics.json` |",
+    ]
+    note = dest / "note.txt"  # one line by whoever ran it: pauses, contention
+    if note.exists():
+        lines.append(f"| note | {note.read_text().strip()} |")
+    lines += [
         "",
         "## Scores (`esrgan-lab evaluate`, standard protocol: Y channel, crop 4)",
         "",
