@@ -106,8 +106,10 @@ weights: $(STAMP)
 	$(BIN)/python tools/make_weights.py
 
 # The full-size pair (23 blocks, 16.7 M parameters) fine-tuned from Real-ESRGAN x4plus:
-# configs/full_psnr.yaml then configs/full_gan.yaml (~1.5 h on a 2-core Zen 4 host), alpha on
-# validation, fp16 weights, model cards (resumable, like `make weights`).
+# configs/full_psnr.yaml then configs/full_gan.yaml (~3.5 h on a 2-core Zen 4 host), alpha on
+# validation, fp16 weights, model cards (resumable, like `make weights`). While
+# configs/full_gan.yaml starts from a staged PSNR candidate it is refused: run
+# `python tools/make_weights.py --full --gan-only`, which trains the GAN stage and promotes it.
 full-weights: $(STAMP)
 	$(BIN)/python tools/make_weights.py --full
 
