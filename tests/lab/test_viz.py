@@ -117,3 +117,32 @@ def test_paired_effects_names_a_shifted_endpoint_and_a_unitless_metric() -> None
         "per seed; predicted side shaded"
     )
     assert ax.texts[0].get_text().split("\n")[1] == f"{plain.effect.mean:+.3f}"
+
+
+def test_savefig_keeps_a_stored_figure_that_differs_by_last_bit_rounding(tmp_path) -> None:
+    """A figure redrawn on another CPU may move a few pixels by one level: the stored file is
+    kept (the checkout stays clean); a real change replaces it."""
+    import cv2
+    import matplotlib.pyplot as plt
+
+    from esrgan_lab.lab import viz
+
+    def draw(value: float):
+        fig, ax = plt.subplots(figsize=(2, 2))
+        ax.imshow(np.full((8, 8), value), cmap="gray", vmin=0, vmax=1)
+        return fig
+
+    target = viz.savefig(draw(0.5), "f", directory=tmp_path)
+    drawn = cv2.imread(str(target), cv2.IMREAD_UNCHANGED)
+    nudged = drawn.copy()
+    nudged[0, :3] = np.clip(nudged[0, :3].astype(int) + 1, 0, 255).astype(np.uint8)
+    cv2.imwrite(str(target), nudged)
+    stored = target.read_bytes()
+    viz.savefig(draw(0.5), "f", directory=tmp_path)
+    assert target.read_bytes() == stored  # kept: three values off by one level
+    assert viz.same_picture(target, target)
+    viz.savefig(draw(0.9), "f", directory=tmp_path)
+    assert target.read_bytes() != stored  # replaced: the picture changed
+    back = cv2.imread(str(target), cv2.IMREAD_UNCHANGED)
+    assert not np.array_equal(back, nudged) and back.shape == drawn.shape
+    plt.close("all")
