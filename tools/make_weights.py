@@ -147,6 +147,12 @@ def card_row(report: dict, key: str) -> str:
     return score_cell(report, key, "median ")
 
 
+def config_row(run: str, prov: dict) -> str:
+    """A card's ``config`` row: the recipe file at the commit its run trained with."""
+    dirty = " plus uncommitted changes" if prov.get("dirty") else ""
+    return f"| config | `configs/{run}.yaml` at commit `{prov['commit'][:10]}`{dirty} |"
+
+
 def write_cards(selection: dict, scores: dict[str, dict]) -> None:
     """The two model cards, every number from the files written above."""
     for name, stage, run in (("lab-psnr-x4", "psnr", "lab"), ("lab-gan-x4", "gan", "lab_gan")):
@@ -163,8 +169,7 @@ def write_cards(selection: dict, scores: dict[str, dict]) -> None:
             "| --- | --- |",
             f"| architecture | `RRDBNet` {metrics['model']} "
             f"({metrics['num_params_g']:,} parameters) |",
-            f"| config | `configs/{run}.yaml` at commit `{prov['commit'][:10]}`"
-            f"{' plus uncommitted changes' if prov.get('dirty') else ''} |",
+            config_row(run, prov),
             f"| iterations | {metrics['iterations']:,} (global batch {metrics['global_batch']}) |",
             f"| training wall time | {metrics['train_seconds_total'] / 60:.1f} min "
             f"({metrics['iters_per_second']:.2f} it/s, amp {metrics['amp']}, "
@@ -358,6 +363,21 @@ def arch_text(model: dict) -> str:
     return ", ".join(f"{k} {model[k]}" for k in keys if k in model)
 
 
+def scores_heading(references: tuple[str, ...]) -> list[str]:
+    """A full-size card's score section up to its table header: a column per reference, then
+    this model's."""
+    columns = ("set", *references, "this model")
+    return [
+        "",
+        "## Scores (`esrgan-lab evaluate`, standard protocol: Y channel, crop 4)",
+        "",
+        "Y-PSNR / SSIM / NIQE mean (median). The test sets were never trained or validated on.",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + " --- |" * len(columns),
+    ]
+
+
 def full_cards(selection: dict, scores: dict[str, dict], baboon: dict) -> None:
     """The model cards of ``full-psnr-x4`` and ``full-gan-x4``, every number from files."""
     start = (
@@ -394,8 +414,7 @@ def full_cards(selection: dict, scores: dict[str, dict], baboon: dict) -> None:
             "| --- | --- |",
             f"| architecture | `RRDBNet` {arch_text(metrics['model'])} "
             f"({metrics['num_params_g']:,} parameters) |",
-            f"| config | `configs/{run}.yaml` at commit `{prov['commit'][:10]}`"
-            f"{' plus uncommitted changes' if prov.get('dirty') else ''} |",
+            config_row(run, prov),
             f"| iterations | {metrics['iterations']:,} of the config's {metrics['total_iter']:,} "
             f"(global batch {metrics['global_batch']}){stopped_note(metrics, run)} |",
             f"| training wall time | {metrics['train_seconds_total'] / 60:.1f} min "
@@ -410,15 +429,7 @@ def full_cards(selection: dict, scores: dict[str, dict], baboon: dict) -> None:
                 f"| shipped weights | network interpolation with `full-psnr-x4`, alpha = "
                 f"{selection['alpha']} ({selection['rule']}; `interpolation.json`) |",
             ]
-        lines += [
-            "",
-            "## Scores (`esrgan-lab evaluate`, standard protocol: Y channel, crop 4)",
-            "",
-            "Y-PSNR / SSIM / NIQE mean (median). The test sets were never trained or validated on.",
-            "",
-            "| set | bicubic | `realesrgan-x4plus` (the start) | this model |",
-            "| --- | --- | --- | --- |",
-        ]
+        lines += scores_heading(("bicubic", "`realesrgan-x4plus` (the start)"))
         for key in FULL_TEST_SETS[name]:
             cells = []
             for ref in ("bicubic", "realesrgan-x4plus", name):
@@ -546,9 +557,27 @@ def reusable(file: Path, key: dict[str, str]) -> dict | None:
     return stored if stored.get("made_from", {}) == key else None
 
 
-def ship_run(name: str, stage: str) -> None:
-    """Copy a finished run's metrics and log beside the weights."""
-    dest = WEIGHTS / "runs" / name
+def stored_scores(name: str, sets: tuple[str, ...]) -> dict:
+    """``data/weights/runs/eval_<name>.json``, scored again (all of ``sets``, standard
+    protocol, NIQE) only when it lacks one of them or was made from other weights."""
+    from esrgan_lab.evaluation.evaluate import evaluate_model
+
+    file = WEIGHTS / "runs" / f"eval_{name}.json"
+    shipped = WEIGHTS / f"{name}.safetensors"
+    key = made_from(shipped) if shipped.exists() else {}
+    stored = reusable(file, key) or {"mean": {}}
+    if not all(s in stored["mean"] for s in sets):
+        report = evaluate_model(name, list(sets), niqe=True, progress=False)
+        stored = {**report.to_dict(), "made_from": key}
+        file.write_text(json.dumps(stored, indent=2) + "\n")
+    print(name, {k: (round(v["psnr"], 3), v["niqe"]) for k, v in stored["mean"].items()})
+    return stored
+
+
+def ship_run(name: str, stage: str, dest: Path | None = None) -> None:
+    """Copy a finished run's metrics and log beside the weights (``dest``, by default
+    ``data/weights/runs/<name>``)."""
+    dest = dest or WEIGHTS / "runs" / name
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(RUNS / name / "metrics.json", dest / "metrics.json")
     shutil.copyfile(RUNS / name / stage / "log.csv", dest / "log.csv")
@@ -565,32 +594,19 @@ def stage_psnr(name: str, skip_training: bool) -> int:
     from it (``configs/full_gan.yaml`` ``pretrained_g``), so the pair and everything measured
     on it change once, together; until then the candidate is scored and described here.
     """
-    from esrgan_lab.evaluation.evaluate import evaluate_model
     from esrgan_lab.weights.checkpoints import load_checkpoint, save_checkpoint
 
     if not skip_training:
         train("full_psnr")
     run = name.replace("-", "_")
     dest = WEIGHTS / "runs" / run
-    dest.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(RUNS / "full_psnr" / "metrics.json", dest / "metrics.json")
-    shutil.copyfile(RUNS / "full_psnr" / "psnr" / "log.csv", dest / "log.csv")
+    ship_run("full_psnr", "psnr", dest)
     state = load_checkpoint(RUNS / "full_psnr" / "net_g_ema.safetensors")
     path = WEIGHTS / f"{name}.safetensors"
     # The sizes come from the tensors' shapes; beta is invisible in them (paper Sec. 3.2).
     save_checkpoint(half_state_dict(state), path, config={"res_scale": 0.2})
-    scores = {}
-    for model in ("bicubic", "realesrgan-x4plus", "full-psnr-x4", name):
-        file = WEIGHTS / "runs" / f"eval_{model}.json"
-        shipped = WEIGHTS / f"{model}.safetensors"
-        key = made_from(shipped) if shipped.exists() else {}
-        stored = reusable(file, key) or {"mean": {}}
-        if not all(s in stored["mean"] for s in ("Set5", "Set14")):
-            report = evaluate_model(model, ["Set5", "Set14"], niqe=True, progress=False)
-            stored = {**report.to_dict(), "made_from": key}
-            file.write_text(json.dumps(stored, indent=2) + "\n")
-        scores[model] = stored
-        print(model, {k: (round(v["psnr"], 3), v["niqe"]) for k, v in stored["mean"].items()})
+    models = ("bicubic", "realesrgan-x4plus", "full-psnr-x4", name)
+    scores = {model: stored_scores(model, ("Set5", "Set14")) for model in models}
     metrics = json.loads((dest / "metrics.json").read_text())["psnr"]
     prov = metrics["provenance"]
     paper = ", ".join(f"{k} {v:.2f} dB" for k, v in PAPER_RRDB_PSNR.items())
@@ -608,8 +624,7 @@ def stage_psnr(name: str, skip_training: bool) -> int:
         "| --- | --- |",
         f"| architecture | `RRDBNet` {arch_text(metrics['model'])} "
         f"({metrics['num_params_g']:,} parameters) |",
-        f"| config | `configs/full_psnr.yaml` at commit `{prov['commit'][:10]}`"
-        f"{' with uncommitted changes' if prov.get('dirty') else ''} |",
+        config_row("full_psnr", prov),
         f"| iterations | {metrics['iterations']:,} of the config's {metrics['total_iter']:,} "
         f"(global batch {metrics['global_batch']}){stopped_note(metrics, run)} |",
         f"| training wall time | {metrics['train_seconds_total'] / 60:.1f} min on {prov['cpu']} "
@@ -622,16 +637,9 @@ def stage_psnr(name: str, skip_training: bool) -> int:
     note = dest / "note.txt"  # one line by whoever ran it: pauses, contention
     if note.exists():
         lines.append(f"| note | {note.read_text().strip()} |")
-    lines += [
-        "",
-        "## Scores (`esrgan-lab evaluate`, standard protocol: Y channel, crop 4)",
-        "",
-        "Y-PSNR / SSIM / NIQE mean (median). The test sets were never trained or validated on.",
-        "",
-        "| set | bicubic | `realesrgan-x4plus` (the start) | `full-psnr-x4` (shipped) "
-        "| this model |",
-        "| --- | --- | --- | --- | --- |",
-    ]
+    lines += scores_heading(
+        ("bicubic", "`realesrgan-x4plus` (the start)", "`full-psnr-x4` (shipped)")
+    )
     for key in ("Set5", "Set14"):
         cells = [card_row(scores[m], key) for m in scores]
         lines.append(f"| {key} | " + " | ".join(cells) + " |")
@@ -692,16 +700,16 @@ def full_main(skip_training: bool, without_urban100: bool = False, gan_only: boo
     """
     import yaml
 
-    from esrgan_lab.evaluation.evaluate import evaluate_model
     from esrgan_lab.weights.checkpoints import interpolate, load_checkpoint, save_checkpoint
     from esrgan_lab.weights.loading import load_model
 
     config = {"num_in_ch": 3, "num_out_ch": 3, "scale": 4, "res_scale": 0.2}
     config.update(num_feat=64, num_block=23, num_grow_ch=32)
     psnr_path = WEIGHTS / "full-psnr-x4.safetensors"
-    if not gan_only and gan_start() != "full-psnr-x4":
+    start = gan_start()
+    if not gan_only and start != "full-psnr-x4":
         raise SystemExit(
-            f"configs/full_gan.yaml starts from the staged {gan_start()!r}: retrain only the "
+            f"configs/full_gan.yaml starts from the staged {start!r}: retrain only the "
             "GAN stage (--gan-only), which promotes it to full-psnr-x4"
         )
     if not gan_only:
@@ -713,7 +721,6 @@ def full_main(skip_training: bool, without_urban100: bool = False, gan_only: boo
     if not skip_training:
         train("full_gan")
     # A GAN stage trained from a staged candidate (stage_psnr) makes it the shipped PSNR end.
-    start = gan_start()
     if start != "full-psnr-x4":
         promote(start)
     ship_run("full_gan", "gan")
@@ -742,16 +749,7 @@ def full_main(skip_training: bool, without_urban100: bool = False, gan_only: boo
     for name, sets in FULL_TEST_SETS.items():
         if without_urban100:
             sets = tuple(s for s in sets if s != "Urban100")
-        file = runs / f"eval_{name}.json"
-        shipped = WEIGHTS / f"{name}.safetensors"
-        key = made_from(shipped) if shipped.exists() else {}
-        stored = reusable(file, key) or {"mean": {}}
-        if not all(s in stored["mean"] for s in sets):
-            report = evaluate_model(name, list(sets), niqe=True, progress=False)
-            stored = {**report.to_dict(), "made_from": key}
-            file.write_text(json.dumps(stored, indent=2) + "\n")
-        scores[name] = stored
-        print(name, {k: (round(v["psnr"], 3), v["niqe"]) for k, v in stored["mean"].items()})
+        scores[name] = stored_scores(name, sets)
     models = {"bicubic": "bicubic"}
     models.update({n: load_model(n) for n in ("full-psnr-x4", "full-gan-x4")})
     panels, baboon = baboon_panels(models)
